@@ -1,0 +1,52 @@
+"""Length-sorted batches under a token budget, padded per batch.
+
+Sorting by length means a short passage is never padded to a long one, and the budget (rows × padded
+length) bounds the activations a batch needs, whatever the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import EncodedPairs
+
+
+@dataclass(frozen=True)
+class Batch:
+    rows: np.ndarray  # (n,) indices into the encoded pairs
+    input_ids: np.ndarray  # (n, L) int64
+    attention_mask: np.ndarray  # (n, L) int64
+    token_type_ids: np.ndarray  # (n, L) int64
+
+
+def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int) -> list[np.ndarray]:
+    """Group row indices, longest first, so that rows × longest ≤ token_budget (at least one row)."""
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        rows = max(1, min(max_rows, token_budget // max(longest, 1)))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+def make_batches(
+    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int
+) -> Iterator[Batch]:
+    lengths = encoded.lengths()
+    for rows in plan_batches(lengths, token_budget, max_rows):
+        width = int(lengths[rows].max())
+        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            n = int(lengths[row])
+            ids[r, :n] = encoded.ids[row]
+            mask[r, :n] = 1
+            types[r, :n] = encoded.type_ids[row]
+        yield Batch(rows=rows, input_ids=ids, attention_mask=mask, token_type_ids=types)

@@ -1,0 +1,198 @@
+"""``rerank-onnx``: score passages against a query from the shell; inspect the CPU; pull models.
+
+Exit codes: 0 success, 2 usage error (bad arguments or input), 1 runtime error (model missing,
+tampered, download failed). Errors are one line on stderr; a user mistake never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import InputError, RerankerError, VariantError
+from .inputs import Passage, passages_from_lines, passages_from_records
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Rerank passages with a cross-encoder on the CPU (onnxruntime).",
+)
+
+USAGE_ERRORS = (InputError, VariantError)
+
+
+class _Failed(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(exc: RerankerError) -> _Failed:
+    return _Failed(2 if isinstance(exc, USAGE_ERRORS) else 1, str(exc))
+
+
+ModelOption = typer.Option(None, "--model", "-m", help="Model directory or name in the store (default: the bundled model).")
+VariantOption = typer.Option(None, "--variant", help="fp32, avx2, avx512_vnni or arm64 (default: chosen for this CPU).")
+
+
+def _gather(passages: list[str], file: Optional[str], records: Optional[str]) -> list[Passage]:
+    gathered = [Passage(i, p) for i, p in enumerate(passages)]
+    if file:
+        gathered += passages_from_lines(file)
+    if records:
+        gathered += passages_from_records(records)
+    if not passages and not file and not records and not sys.stdin.isatty():
+        gathered += passages_from_lines("-")
+    return gathered
+
+
+def _print_table(rows: list[dict], width: int) -> None:
+    id_width = max([2] + [len(str(r["id"])) for r in rows])
+    text_width = max(20, width - id_width - 20)
+    typer.echo(f"{'rank':>4}  {'score':>10}  {'id':<{id_width}}  passage")
+    for r in rows:
+        text = " ".join(r["text"].split())
+        if len(text) > text_width:
+            text = text[: text_width - 1] + "…"
+        typer.echo(f"{r['rank']:>4}  {r['score']:>10.4f}  {str(r['id']):<{id_width}}  {text}")
+
+
+@app.command()
+def score(
+    query: str = typer.Argument(..., help="The query."),
+    passages: Optional[list[str]] = typer.Argument(None, help="Passages to score (or use --file, --records, stdin)."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="Text file, one passage per line ('-' = stdin)."),
+    records: Optional[str] = typer.Option(None, "--records", help='JSON Lines file of {"id": ..., "text": ...} (\'-\' = stdin).'),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, help="Show only the best K."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
+    as_jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per line."),
+    with_text: bool = typer.Option(False, "--with-text", help="Include passage text in JSON output."),
+    keep_order: bool = typer.Option(False, "--keep-order", help="Keep the input order instead of ranking."),
+    model: Optional[str] = ModelOption,
+    variant: Optional[str] = VariantOption,
+    max_length: Optional[int] = typer.Option(None, "--max-length", min=2, help="Lower the model's max tokens per pair."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads (default: physical cores)."),
+) -> None:
+    """Score PASSAGES against QUERY, best first."""
+    if as_json and as_jsonl:
+        raise _Failed(2, "choose one of --json and --jsonl")
+    from .reranker import Reranker
+
+    try:
+        gathered = _gather(passages or [], file, records)
+        if not gathered:
+            raise InputError("no passages given: pass them as arguments, with --file or --records, or on stdin")
+        reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads)
+        scores = reranker.score(query, [p.text for p in gathered])
+    except RerankerError as exc:
+        raise _fail(exc) from None
+    order = list(range(len(scores))) if keep_order else sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranks = {i: r for r, i in enumerate(sorted(range(len(scores)), key=lambda i: -scores[i]), start=1)}
+    rows = [{"id": gathered[i].id, "rank": ranks[i], "score": scores[i], "text": gathered[i].text} for i in order]
+    rows = rows[:top_k] if top_k and not keep_order else rows
+    if as_json or as_jsonl:
+        public = [{k: v for k, v in r.items() if k != "text" or with_text} for r in rows]
+        if as_json:
+            typer.echo(json.dumps(public, ensure_ascii=False))
+        else:
+            for r in public:
+                typer.echo(json.dumps(r, ensure_ascii=False))
+    else:
+        _print_table(rows, shutil.get_terminal_size((100, 20)).columns)
+
+
+@app.command()
+def info(model: Optional[str] = ModelOption, variant: Optional[str] = VariantOption) -> None:
+    """Show the CPU features, onnxruntime, and the variant a model would use here, and why."""
+    import onnxruntime
+
+    from . import cpu
+    from .manifest import read_manifest
+    from .store import default_model, resolve_model, store_dir
+    from .threads import default_threads
+
+    host = cpu.detect()
+    typer.echo(f"cpu: {host.arch}, {host.model_name or 'unknown model'}" + (f" ({host.core_name})" if host.core_name else ""))
+    typer.echo(f"features: {', '.join(sorted(host.features)) or 'none detected'} (from {host.source})")
+    typer.echo(f"onnxruntime: {onnxruntime.__version__}")
+    typer.echo(f"threads: {default_threads()} (physical cores available to this process)")
+    typer.echo(f"store: {store_dir()}")
+    if model is None and default_model() is None:
+        typer.echo("model: none given and no bundled default model")
+        return
+    try:
+        directory = resolve_model(model)
+        manifest = read_manifest(directory)
+        choice = cpu.choose_variant(host, set(manifest.variants), cpu.requested_variant(variant))
+    except RerankerError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"model: {manifest.name} ({manifest.family}) at {directory}")
+    typer.echo(f"variants: {', '.join(sorted(manifest.variants))}")
+    typer.echo(f"chosen: {choice.variant}: {choice.reason}")
+
+
+@app.command(name="list")
+def list_models() -> None:
+    """List the models pinned in models.lock and whether each is in the local store."""
+    from .registry import load_lock
+    from .store import store_dir
+
+    try:
+        entries = load_lock()
+    except RerankerError as exc:
+        raise _fail(exc) from None
+    for name, entry in sorted(entries.items()):
+        where = "installed" if (store_dir() / name / "manifest.json").is_file() else (
+            "pullable" if entry.artifacts.get("url") else "export locally"
+        )
+        typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
+
+
+@app.command()
+def pull(
+    name: str = typer.Argument(..., help="Model name from `rerank-onnx list`."),
+    offline: bool = typer.Option(False, "--offline", help="Never touch the network (also HF_HUB_OFFLINE=1)."),
+    force: bool = typer.Option(False, "--force", help="Download again even if installed."),
+) -> None:
+    """Download an exported model directory, verify every sha256, and install it atomically."""
+    from .pull import pull_model
+
+    try:
+        directory = pull_model(name, offline=offline, force=force)
+    except RerankerError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{name}: ready at {directory}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code (testable without a subprocess)."""
+    logging.basicConfig(level=logging.WARNING, format="rerank-onnx: %(message)s")
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="rerank-onnx", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except _Failed as exc:
+        typer.echo(f"rerank-onnx: error: {exc}", err=True)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

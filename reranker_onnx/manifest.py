@@ -1,0 +1,204 @@
+"""The model directory's manifest: the contract between the export stage and the runtime.
+
+A model directory holds ``manifest.json``, ``tokenizer.json`` and ONNX graphs. The runtime trusts only
+what the manifest says, and checks every file against the sha256 and size recorded at export before a
+byte of it is used. Hashing a large graph on every start would be slow on a small board, so a file
+that was verified once is remembered by (size, mtime, ctime, inode) in a per-user cache; a changed
+file changes its ctime, which no user-level tool can set back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import IntegrityError, ManifestError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+Activation = Literal["identity", "sigmoid"]
+ACTIVATIONS: tuple[str, ...] = ("identity", "sigmoid")
+FAMILIES: tuple[str, ...] = ("bert", "xlm-roberta", "modernbert", "jinabert")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ONNX graph of the model: fp32, or an int8 graph tuned for a CPU family."""
+
+    file: str
+    quantization: dict[str, Any] = field(default_factory=dict)  # recipe; empty for fp32
+    fidelity: dict[str, Any] = field(default_factory=dict)  # measured at export against fp32 / torch
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    family: str
+    source: dict[str, Any]  # {"repo": ..., "revision": ...} or {"path": ...} for a local checkpoint
+    inputs: tuple[str, ...]  # ONNX input names, in graph order
+    max_length: int
+    activation: Activation
+    tokenizer: str
+    files: dict[str, FileEntry]
+    variants: dict[str, Variant]
+    output: str = "logits"
+    export: dict[str, Any] = field(default_factory=dict)  # tool versions, options, timings
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["inputs"] = list(self.inputs)
+        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+    def write(self, directory: Path) -> Path:
+        path = Path(directory) / MANIFEST_NAME
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+
+def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path) -> Any:
+    if key not in data:
+        raise ManifestError(f"{where}: missing field {key!r}; re-export the model")
+    if not isinstance(data[key], kind):
+        raise ManifestError(f"{where}: field {key!r} has the wrong type; re-export the model")
+    return data[key]
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Read and check ``manifest.json`` of a model directory (no file is hashed here)."""
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(
+            f"{directory} has no {MANIFEST_NAME}: it is not a reranker-onnx model directory "
+            "(export one with `python -m export`, or pull one with `rerank-onnx pull NAME`)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path} is not valid JSON ({exc}); re-export or re-pull the model") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} is not a JSON object; re-export or re-pull the model")
+    version = _require(data, "format_version", int, path)
+    if version > FORMAT_VERSION:
+        raise ManifestError(
+            f"{path} has manifest format {version}, newer than the {FORMAT_VERSION} this runtime reads: "
+            "upgrade reranker-onnx (pip install -U reranker-onnx)"
+        )
+    activation = _require(data, "activation", str, path)
+    if activation not in ACTIVATIONS:
+        raise ManifestError(f"{path}: activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+    files = {
+        name: FileEntry(sha256=str(e["sha256"]), size=int(e["size"]))
+        for name, e in _require(data, "files", dict, path).items()
+    }
+    variants = {
+        name: Variant(file=v["file"], quantization=v.get("quantization", {}), fidelity=v.get("fidelity", {}))
+        for name, v in _require(data, "variants", dict, path).items()
+    }
+    tokenizer = _require(data, "tokenizer", str, path)
+    for name, variant in variants.items():
+        if variant.file not in files:
+            raise ManifestError(f"{path}: variant {name!r} names {variant.file}, which has no hash entry")
+    if tokenizer not in files:
+        raise ManifestError(f"{path}: the tokenizer {tokenizer} has no hash entry")
+    return Manifest(
+        name=_require(data, "name", str, path),
+        family=_require(data, "family", str, path),
+        source=_require(data, "source", dict, path),
+        inputs=tuple(_require(data, "inputs", list, path)),
+        max_length=_require(data, "max_length", int, path),
+        activation=activation,  # type: ignore[arg-type]
+        tokenizer=tokenizer,
+        files=files,
+        variants=variants,
+        output=data.get("output", "logits"),
+        export=data.get("export", {}),
+        format_version=version,
+    )
+
+
+def file_entry(path: Path) -> FileEntry:
+    """Hash a file as the export stage records it."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileEntry(sha256=digest.hexdigest(), size=size)
+
+
+def _cache_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(root) / "reranker-onnx" / "verified.json"
+
+
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+class VerifiedFiles:
+    """Remembers files whose sha256 matched, by their stat, so repeated starts skip the hashing."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or _cache_path()
+        try:
+            self._seen: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._seen = {}
+
+    def is_verified(self, path: Path, entry: FileEntry, st: os.stat_result) -> bool:
+        return self._seen.get(str(path)) == [entry.sha256, *_stat_key(st)]
+
+    def remember(self, path: Path, entry: FileEntry, st: os.stat_result) -> None:
+        self._seen[str(path)] = [entry.sha256, *_stat_key(st)]
+        try:  # best effort: a read-only home only costs a re-hash next time
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".verified-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self._seen, fh)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.debug("could not write the verification cache %s: %s", self.path, exc)
+
+
+def load_verified(directory: Path, name: str, entry: FileEntry, cache: VerifiedFiles | None) -> bytes | Path:
+    """Return the file's bytes after checking them, or its path when the cache vouches for it.
+
+    Bytes read for hashing are the very bytes handed to the loader, so nothing unverified is used.
+    """
+    path = Path(directory) / name
+    hint = "re-export the model, or pull it again with `rerank-onnx pull NAME`"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise IntegrityError(f"model file {path} is missing; {hint}") from None
+    if cache is not None and cache.is_verified(path.resolve(), entry, st):
+        return path
+    if st.st_size != entry.size:
+        raise IntegrityError(
+            f"model file {path} has {st.st_size} bytes, the manifest says {entry.size} "
+            f"(truncated or replaced); {hint}"
+        )
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.sha256:
+        raise IntegrityError(f"model file {path} does not match its sha256 in the manifest (modified); {hint}")
+    if cache is not None:
+        cache.remember(path.resolve(), entry, st)
+    return data
