@@ -1,0 +1,380 @@
+"""The export, step by step: checkpoint → validated fp32 graph → measured int8 variants → model directory.
+
+Everything is written into a temporary folder beside the destination and renamed into place only
+when every check passed, so an interrupted or failed export never leaves a half-written model and
+never touches the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from reranker_onnx.manifest import FileEntry, Manifest, Variant, file_entry
+
+from . import quantize as q
+from .convert import fuse, graph_inputs, to_onnx
+from .families import ExportError, Family, detect_family, max_length_of, read_config
+from .reference import reference_scores
+from .tokenizer import write_tokenizer
+from .validation import FP32_TOLERANCE, INT8_MIN_NDCG_RATIO, ValidationSet, ranking_agreement, validation_set
+
+log = logging.getLogger(__name__)
+
+FP32_FILE = "onnx/model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+TOOLS = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers", "sentence-transformers")
+
+
+@dataclass
+class ExportOptions:
+    name: str
+    source: dict[str, Any]  # {"repo", "revision"} or {"path"}
+    max_length: int | None = None
+    gate: bool = True  # real weights: fail unless avx2/arm64 keep NDCG@10 ≥ 0.99 of fp32
+    quantize_embeddings: bool | None = None  # None: measure and decide
+    languages: tuple[str, ...] = ("en", "ja")
+    queries_per_language: int = 12  # validation size: 12 queries × 16 passages per language
+    group_size: int = 16
+    threads: int = 2
+    progress: Callable[[str], None] = field(default=lambda message: log.info("%s", message))
+
+
+@dataclass
+class ExportResult:
+    directory: Path
+    manifest: Manifest
+    report: dict[str, Any]
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for tool in TOOLS:
+        try:
+            versions[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            versions[tool] = "absent"
+    return versions
+
+
+class _Workspace:
+    """The temporary model directory being built, with a manifest rewritten as variants are tried."""
+
+    def __init__(self, root: Path, name: str, family: Family, source: dict, max_length: int) -> None:
+        self.root, self.name, self.family, self.source, self.max_length = root, name, family, source, max_length
+        self._entries: dict[str, FileEntry] = {}
+
+    def entry(self, rel: str) -> FileEntry:
+        if rel not in self._entries:
+            self._entries[rel] = file_entry(self.root / rel)
+        return self._entries[rel]
+
+    def forget(self, rel: str) -> None:
+        self._entries.pop(rel, None)
+
+    def manifest(self, variants: dict[str, Variant], activation: str, export: dict | None = None) -> Manifest:
+        files = {rel: self.entry(rel) for rel in sorted({TOKENIZER_FILE, *(v.file for v in variants.values())})}
+        manifest = Manifest(
+            name=self.name, family=self.family.name, source=self.source,
+            inputs=graph_inputs(self.root / variants["fp32"].file), max_length=self.max_length,
+            activation=activation, tokenizer=TOKENIZER_FILE, files=files, variants=variants, export=export or {},
+        )
+        manifest.write(self.root)
+        return manifest
+
+    def scores(self, variants: dict[str, Variant], variant: str, pairs: list[tuple[str, str]],
+               threads: int, session_config: dict[str, str] | None = None) -> tuple[np.ndarray, float]:
+        """Raw logits of ``variant`` through the runtime itself (identity activation), and seconds taken."""
+        from reranker_onnx import Reranker
+
+        self.manifest(variants, "identity")
+        reranker = Reranker(self.root, variant=variant, threads=threads, session_config=session_config)
+        start = time.perf_counter()
+        logits = np.asarray(reranker.predict(pairs), dtype=np.float32)
+        return logits, time.perf_counter() - start
+
+
+def _speed(ws: _Workspace, variants: dict[str, Variant], variant: str, pairs: list[tuple[str, str]],
+           threads: int, repeats: int = 3) -> float:
+    return statistics.median(ws.scores(variants, variant, pairs, threads)[1] for _ in range(repeats))
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _install(tmp: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.replace(target, old / target.name)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_partials(output: Path) -> None:
+    """Remove what a killed export left behind (its process is gone); a running one's folder stays."""
+    for partial in output.parent.glob(f".{output.name}.partial-*"):
+        try:
+            os.kill(int((partial / ".pid").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(partial, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+
+
+def _check_paths(checkpoint: Path, output: Path) -> None:
+    c, o = checkpoint.resolve(), output.resolve()
+    if c == o or c in o.parents or o in c.parents:
+        raise ExportError(f"the output directory {output} must not be or contain the checkpoint {checkpoint}")
+
+
+def export_model(checkpoint: Path, output: Path, options: ExportOptions) -> ExportResult:
+    """Export ``checkpoint`` into the model directory ``output``; see the module docstring."""
+    checkpoint, output = Path(checkpoint), Path(output)
+    _check_paths(checkpoint, output)
+    config = read_config(checkpoint)
+    family = detect_family(config)
+    max_length = max_length_of(config, family, options.max_length)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(output)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
+    (tmp / ".pid").write_text(str(os.getpid()))
+    try:
+        result = _build(checkpoint, tmp, options, config, family, max_length)
+        _install(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(output, result[0], result[1])
+
+
+def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, family: Family,
+           max_length: int) -> tuple[Manifest, dict]:
+    say = opts.progress
+    started = time.perf_counter()
+    ws = _Workspace(root, opts.name, family, opts.source, max_length)
+    report: dict[str, Any] = {"family": family.name, "max_length": max_length}
+
+    say(f"[1/6] tokenizer and fp32 graph ({family.name}, max_length {max_length})")
+    write_tokenizer(checkpoint, family, root / TOKENIZER_FILE)
+    to_onnx(checkpoint, family, root / FP32_FILE)
+    expected_inputs = set(family.inputs)
+    if set(graph_inputs(root / FP32_FILE)) - expected_inputs:
+        raise ExportError(f"the graph takes {graph_inputs(root / FP32_FILE)}, expected {family.inputs}")
+
+    vset: ValidationSet = validation_set(opts.languages, opts.queries_per_language, opts.group_size)  # type: ignore[arg-type]
+    say(f"[2/6] PyTorch reference on {len(vset.pairs)} real pairs ({', '.join(vset.languages)})")
+    reference = reference_scores(checkpoint, family, vset.pairs, max_length)
+    fp32 = {"fp32": Variant(FP32_FILE)}
+    plain, plain_s = ws.scores(fp32, "fp32", vset.pairs, opts.threads)
+    plain_diff = float(np.max(np.abs(plain - reference.logits)))
+    say(f"      fp32 ONNX vs PyTorch: max |Δ| = {plain_diff:.2e} (tolerance {FP32_TOLERANCE:g})")
+    if not plain_diff <= FP32_TOLERANCE:
+        raise ExportError(
+            f"validation failed: the fp32 graph differs from PyTorch by {plain_diff:.3g} > {FP32_TOLERANCE:g}; "
+            "no model directory was written"
+        )
+    report["fp32"] = {"max_abs_diff_vs_torch": plain_diff, "pairs": len(vset.pairs)}
+
+    say("[3/6] graph fusion (kept only if it still matches PyTorch)")
+    report["fusion"] = _try_fusion(ws, family, config, root, vset, reference.logits, opts.threads)
+    baseline = ws.scores(fp32, "fp32", vset.pairs, opts.threads)[0]
+
+    say("[4/6] int8 variants")
+    variants, fidelity = _quantize_all(ws, root, vset, baseline, opts, say)
+    report["variants"] = fidelity
+
+    say("[5/6] fidelity gate")
+    if opts.gate:
+        for name in ("avx2", "arm64"):
+            ndcg = variants[name].fidelity["ndcg_at_10"]
+            if ndcg < INT8_MIN_NDCG_RATIO:
+                raise ExportError(
+                    f"validation failed: the {name} variant keeps NDCG@10 {ndcg:.4f} of fp32 "
+                    f"(< {INT8_MIN_NDCG_RATIO}); no model directory was written"
+                )
+
+    say("[6/6] manifest")
+    fp32_variant = Variant(FP32_FILE, fidelity={"max_abs_diff_vs_torch": report["fp32"]["max_abs_diff_vs_torch"],
+                                                "pairs": len(vset.pairs)})
+    all_variants = {"fp32": fp32_variant, **variants}
+    for path in (root / "onnx").iterdir():  # drop candidates that were not kept
+        rel = f"onnx/{path.name}"
+        if rel not in {v.file for v in all_variants.values()}:
+            path.unlink()
+            ws.forget(rel)
+    export_info = {
+        "tools": tool_versions(),
+        "gate": opts.gate,
+        "validation": {"pairs": len(vset.pairs), "queries": len(vset.groups), "languages": list(vset.languages)},
+        "fusion": {k: v for k, v in report["fusion"].items() if not k.endswith("_s")},
+    }
+    manifest = ws.manifest(all_variants, reference.activation, export_info)
+    report["activation"] = reference.activation
+    report["sizes"] = {rel: e.size for rel, e in manifest.files.items()}
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    (root / ".pid").unlink()
+    return manifest, report
+
+
+def _try_fusion(ws: _Workspace, family: Family, config: dict, root: Path, vset: ValidationSet,
+                reference: np.ndarray, threads: int) -> dict[str, Any]:
+    fused_rel = "onnx/model_fused.onnx"
+    try:
+        fused = fuse(root / FP32_FILE, root / fused_rel, family, config)
+    except Exception as exc:  # the optimizer does not know every graph; the plain one is still valid
+        log.warning("fusion failed, keeping the plain graph: %s", exc)
+        return {"applied": False, "why": f"optimizer failed: {exc}"}
+    if fused is None:
+        return {"applied": False, "why": f"no fusion recipe for {family.name}"}
+    fp32, fused_variants = {"fp32": Variant(FP32_FILE)}, {"fp32": Variant(fused_rel)}
+    logits = ws.scores(fused_variants, "fp32", vset.pairs, threads)[0]
+    diff = float(np.max(np.abs(logits - reference)))
+    sample = vset.pairs[: min(64, len(vset.pairs))]
+    plain_s = _speed(ws, fp32, "fp32", sample, threads)
+    fused_s = _speed(ws, fused_variants, "fp32", sample, threads)
+    outcome = {"max_abs_diff_vs_torch": diff, "plain_s": round(plain_s, 4), "fused_s": round(fused_s, 4)}
+    # Kept whenever it validates, so re-exports are reproducible; the timings are reported, not used.
+    if diff <= FP32_TOLERANCE:
+        os.replace(root / fused_rel, root / FP32_FILE)
+        ws.forget(FP32_FILE)
+        ws.forget(fused_rel)
+        return {"applied": True, **outcome}
+    (root / fused_rel).unlink()
+    ws.forget(fused_rel)
+    return {"applied": False, "why": "not within tolerance", **outcome}
+
+
+def _measure(ws: _Workspace, name: str, rel: str, recipe: dict, vset: ValidationSet, baseline: np.ndarray,
+             threads: int, session_config: dict[str, str] | None = None) -> dict[str, Any]:
+    variants = {"fp32": Variant(FP32_FILE), name: Variant(rel, quantization=recipe)}
+    logits, _ = ws.scores(variants, name, vset.pairs, threads, session_config)
+    return {**ranking_agreement(baseline, logits, vset.groups), "size": _size(ws.root / rel)}
+
+
+@dataclass
+class _Candidate:
+    preset: q.Preset
+    embed: bool
+    keep_fp32: tuple[str, ...]
+    rel: str
+    recipe: dict
+    fidelity: dict
+
+    @property
+    def label(self) -> str:
+        kind = f"{self.preset.weight_type}{'-rr' if self.preset.reduce_range else ''}"
+        return f"{self.preset.variant}:{kind}:{'emb' if self.embed else 'noemb'}:fp32-nodes={len(self.keep_fp32)}"
+
+
+def _candidate(ws: _Workspace, preset: q.Preset, embed: bool, keep_fp32: tuple[str, ...], vset: ValidationSet,
+               baseline: np.ndarray, threads: int) -> _Candidate:
+    rel = preset.file.replace(".onnx", f".{'e' if embed else 'n'}{len(keep_fp32)}.candidate.onnx")
+    recipe = q.quantize(ws.root / FP32_FILE, ws.root / rel, preset, embed, keep_fp32)
+    ws.forget(rel)
+    return _Candidate(preset, embed, keep_fp32, rel, recipe, _measure(ws, preset.variant, rel, recipe, vset, baseline, threads))
+
+
+def _sensitivity(ws: _Workspace, vset: ValidationSet, baseline: np.ndarray, embed: bool, threads: int) -> list[str]:
+    """Quantizable nodes, most harmful first: each is quantized alone (full-range int8, exact kernel)
+    and scored by the mean |Δ logit| it causes on a few query groups."""
+    probe = ValidationSet([vset.pairs[i] for g in vset.groups[:4] for i in g], [], vset.languages)
+    reference = baseline[[i for g in vset.groups[:4] for i in g]]
+    rel = "onnx/sensitivity.candidate.onnx"
+    harm = {}
+    for node in q.quantizable_nodes(ws.root / FP32_FILE, embed):
+        recipe = q.quantize(ws.root / FP32_FILE, ws.root / rel, q.ARM64, embed, only=(node,))
+        ws.forget(rel)
+        variants = {"fp32": Variant(FP32_FILE), "arm64": Variant(rel, quantization=recipe)}
+        logits, _ = ws.scores(variants, "arm64", probe.pairs, threads)
+        harm[node] = float(np.mean(np.abs(logits - reference)))
+    (ws.root / rel).unlink(missing_ok=True)
+    return sorted(harm, key=lambda n: -harm[n])
+
+
+EXCLUSION_STEPS = (1, 2, 4, 8, 16)  # how many of the most sensitive nodes to keep fp32, tried in turn
+
+
+def _quantize_all(ws: _Workspace, root: Path, vset: ValidationSet, baseline: np.ndarray,
+                  opts: ExportOptions, say: Callable[[str], None]) -> tuple[dict[str, Variant], dict]:
+    embed_choices = [opts.quantize_embeddings] if opts.quantize_embeddings is not None else [True, False]
+    measured: dict[str, dict] = {}
+    chosen: dict[str, Variant] = {}
+    ranking: list[str] | None = None
+
+    def note(c: _Candidate) -> _Candidate:
+        f = c.fidelity
+        say(f"      {c.label:<44} NDCG@10 {f['ndcg_at_10']:.4f}  spearman {f['spearman']:.4f}  "
+            f"top1 {f['top1_agreement']:.3f}  {f['size'] / 1e6:.1f} MB")
+        measured[c.label] = f
+        return c
+
+    for group in (q.AVX2_CANDIDATES, (q.AVX512_VNNI,), (q.ARM64,)):
+        best = _pick([note(_candidate(ws, p, e, (), vset, baseline, opts.threads)) for p in group for e in embed_choices])
+        if opts.gate and best.fidelity["ndcg_at_10"] < INT8_MIN_NDCG_RATIO:
+            if ranking is None:
+                say("      below the gate: ranking nodes by how much quantizing each one alone hurts")
+                ranking = _sensitivity(ws, vset, baseline, best.embed, opts.threads)
+            for k in EXCLUSION_STEPS:
+                if k > len(ranking):
+                    break
+                best = note(_candidate(ws, best.preset, best.embed, tuple(ranking[:k]), vset, baseline, opts.threads))
+                if best.fidelity["ndcg_at_10"] >= INT8_MIN_NDCG_RATIO:
+                    break
+        os.replace(root / best.rel, root / best.preset.file)
+        ws.forget(best.preset.file)
+        fidelity = best.fidelity
+        if best.preset.variant == "avx512_vnni" and _host_lacks_vnni():
+            # What this variant does on an AVX2 host if run on the fast, saturating u8×s8 kernel.
+            raw = _measure(ws, "avx512_vnni", best.preset.file, best.recipe, vset, baseline, opts.threads,
+                           {"session.x64quantprecision": "0"})
+            fidelity = {**fidelity, "on_avx2_host_without_exact_int8": raw}
+            say(f"      avx512_vnni on this AVX2 host with the saturating kernel: NDCG@10 {raw['ndcg_at_10']:.4f}, "
+                f"max |Δ| {raw['max_abs_diff']:.3g}")
+        chosen[best.preset.variant] = Variant(best.preset.file, quantization=best.recipe, fidelity=fidelity)
+    for leftover in root.glob("onnx/*.candidate.onnx"):
+        leftover.unlink()
+    _share_identical(root, chosen, ws)
+    return chosen, measured
+
+
+def _pick(candidates: list[_Candidate]) -> _Candidate:
+    """Best fidelity wins, unless a smaller candidate is within 0.002 NDCG@10 of it; among equals the
+    first listed (reduced-range int8 before uint8 on AVX2: its u8×s8 kernel is the faster one)."""
+    best_ndcg = max(c.fidelity["ndcg_at_10"] for c in candidates)
+    close = [c for c in candidates if c.fidelity["ndcg_at_10"] >= best_ndcg - 0.002]
+    return min(close, key=lambda c: c.fidelity["size"])
+
+
+def _host_lacks_vnni() -> bool:
+    from reranker_onnx import cpu
+
+    host = cpu.detect()
+    return host.arch == "x86_64" and not {"avx512_vnni", "avx_vnni"} & host.features
+
+
+def _share_identical(root: Path, chosen: dict[str, Variant], ws: _Workspace) -> None:
+    """Variants whose graphs are byte-identical (arm64 and avx512_vnni usually are) share one file."""
+    by_hash: dict[str, str] = {}
+    for name, variant in sorted(chosen.items()):
+        digest = hashlib.sha256((root / variant.file).read_bytes()).hexdigest()
+        if digest in by_hash and by_hash[digest] != variant.file:
+            (root / variant.file).unlink()
+            ws.forget(variant.file)
+            chosen[name] = Variant(by_hash[digest], variant.quantization, variant.fidelity)
+        else:
+            by_hash[digest] = variant.file

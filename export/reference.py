@@ -1,0 +1,71 @@
+"""The PyTorch reference: what sentence-transformers ``CrossEncoder.predict`` returns for a checkpoint.
+
+For the families transformers ships, the reference is sentence-transformers itself (same tokenizer
+call, truncation and activation rules). For JinaBERT it is the project's own module with the
+upstream tokenizer, truncated the same way, and sigmoid, as the upstream ``compute_score`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .families import ExportError, Family
+
+
+@dataclass
+class Reference:
+    logits: np.ndarray  # (n,) float32, before activation
+    activation: str  # "identity" or "sigmoid"
+
+
+def _activation_name(fn: object) -> str:
+    import torch
+
+    if isinstance(fn, torch.nn.Sigmoid):
+        return "sigmoid"
+    if isinstance(fn, torch.nn.Identity):
+        return "identity"
+    raise ExportError(f"the checkpoint's activation {type(fn).__name__} is not supported (identity or sigmoid)")
+
+
+def _jinabert_logits(checkpoint: Path, pairs: list[tuple[str, str]], max_length: int, batch: int) -> np.ndarray:
+    import torch
+    from transformers import AutoTokenizer
+
+    from .jinabert import JinaBertForSequenceClassification
+
+    model = JinaBertForSequenceClassification.from_pretrained(checkpoint).eval()
+    # The tokenizer is plain RoBERTa-style; trust_remote_code stays off, so no checkpoint code runs.
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True, trust_remote_code=False)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i : i + batch]
+            features = tokenizer(
+                [q for q, _ in chunk], [p for _, p in chunk], padding=True, truncation="longest_first",
+                max_length=max_length, return_tensors="pt",
+            )
+            out.append(model(features["input_ids"], features["attention_mask"]).float().numpy()[:, 0])
+    return np.concatenate(out)
+
+
+def reference_scores(
+    checkpoint: Path, family: Family, pairs: list[tuple[str, str]], max_length: int, batch: int = 16
+) -> Reference:
+    """Logits of the reference implementation for ``pairs`` and the activation it applies."""
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if family.converter == "jinabert":
+        return Reference(_jinabert_logits(checkpoint, pairs, max_length, batch), "sigmoid")
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(checkpoint), max_length=max_length, device="cpu", local_files_only=True)
+    logits = model.predict(pairs, batch_size=batch, activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+    logits = np.asarray(logits, dtype=np.float32).reshape(len(pairs), -1)
+    if logits.shape[1] != 1:
+        raise ExportError(f"the checkpoint has {logits.shape[1]} labels; only single-score cross-encoders are supported")
+    return Reference(logits[:, 0], _activation_name(model.activation_fn))
