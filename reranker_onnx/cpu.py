@@ -331,7 +331,7 @@ def _preferred(cpu: CpuFeatures) -> tuple[VariantName, str, str]:
         if "avx_vnni" in has:
             return "avx512_vnni", "x86-64 with AVX-VNNI (256-bit)", "full-range int8 weights; VNNI sums in 32 bits"
         if "avx2" in has:
-            return "avx2", "x86-64 with AVX2 but no VNNI", "reduced-range int8 weights avoid u8×s8 saturation"
+            return "avx2", "x86-64 with AVX2 but no VNNI", "saturation-safe int8: reduced-range or uint8 weights, as measured at export"
         return "fp32", "x86-64 without AVX2", "the int8 variants are built for AVX2 or newer"
     if cpu.arch == "arm64":
         core = f" {cpu.core_name}" if cpu.core_name else ""

@@ -121,7 +121,7 @@ def test_cortex_a72_reason_says_no_dot_product() -> None:
 def test_reasons_are_one_sentence() -> None:
     host = cpu.parse_proc_cpuinfo(load("host_amd_epyc_avx2.txt"), "x86_64")
     reason = cpu.choose_variant(host, ALL).reason
-    assert reason == "x86-64 with AVX2 but no VNNI: avx2 (reduced-range int8 weights avoid u8×s8 saturation)"
+    assert reason == "x86-64 with AVX2 but no VNNI: avx2 (saturation-safe int8: reduced-range or uint8 weights, as measured at export)"
     alder = cpu.parse_proc_cpuinfo(load("i5_12400_alder_lake.txt"), "x86_64")
     assert "AVX-VNNI" in cpu.choose_variant(alder, ALL).reason
 

@@ -1,0 +1,35 @@
+"""The lean/heavy border and the public surface, checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import reranker_onnx
+
+HEAVY = ("torch", "transformers", "optimum", "typer", "click", "rich", "sentence_transformers", "export")
+
+
+def test_import_pulls_nothing_heavy():
+    code = (
+        "import json, sys, reranker_onnx; "
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_public_names_are_what_we_meant():
+    assert reranker_onnx.__all__ == sorted(reranker_onnx.__all__)
+    assert set(reranker_onnx.__all__) == {
+        "DownloadError", "InputError", "IntegrityError", "ManifestError", "ModelNotFoundError",
+        "Reranker", "RerankerError", "VariantError", "__version__",
+    }
+
+
+def test_every_error_is_a_reranker_error():
+    for name in reranker_onnx.__all__:
+        obj = getattr(reranker_onnx, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, reranker_onnx.RerankerError)
