@@ -282,11 +282,16 @@ class _Candidate:
 
 
 def _candidate(ws: _Workspace, preset: q.Preset, embed: bool, keep_fp32: tuple[str, ...], vset: ValidationSet,
-               baseline: np.ndarray, threads: int) -> _Candidate:
+               baseline: np.ndarray, threads: int, measured: dict[tuple, dict]) -> _Candidate:
+    """Quantize one configuration and measure it; an identical configuration (arm64 and avx512_vnni
+    share their arithmetic) gives an identical graph, so its measurement is reused."""
     rel = preset.file.replace(".onnx", f".{'e' if embed else 'n'}{len(keep_fp32)}.candidate.onnx")
     recipe = q.quantize(ws.root / FP32_FILE, ws.root / rel, preset, embed, keep_fp32)
     ws.forget(rel)
-    return _Candidate(preset, embed, keep_fp32, rel, recipe, _measure(ws, preset.variant, rel, recipe, vset, baseline, threads))
+    key = (preset.weight_type, preset.per_channel, preset.reduce_range, embed, keep_fp32)
+    if key not in measured:
+        measured[key] = _measure(ws, preset.variant, rel, recipe, vset, baseline, threads)
+    return _Candidate(preset, embed, keep_fp32, rel, recipe, measured[key])
 
 
 def _sensitivity(ws: _Workspace, vset: ValidationSet, baseline: np.ndarray, embed: bool, threads: int) -> list[str]:
@@ -315,6 +320,7 @@ def _quantize_all(ws: _Workspace, root: Path, vset: ValidationSet, baseline: np.
     measured: dict[str, dict] = {}
     chosen: dict[str, Variant] = {}
     ranking: list[str] | None = None
+    memo: dict[tuple, dict] = {}
 
     def note(c: _Candidate) -> _Candidate:
         f = c.fidelity
@@ -324,7 +330,7 @@ def _quantize_all(ws: _Workspace, root: Path, vset: ValidationSet, baseline: np.
         return c
 
     for group in (q.AVX2_CANDIDATES, (q.AVX512_VNNI,), (q.ARM64,)):
-        best = _pick([note(_candidate(ws, p, e, (), vset, baseline, opts.threads)) for p in group for e in embed_choices])
+        best = _pick([note(_candidate(ws, p, e, (), vset, baseline, opts.threads, memo)) for p in group for e in embed_choices])
         if opts.gate and best.fidelity["ndcg_at_10"] < INT8_MIN_NDCG_RATIO:
             if ranking is None:
                 say("      below the gate: ranking nodes by how much quantizing each one alone hurts")
@@ -332,7 +338,7 @@ def _quantize_all(ws: _Workspace, root: Path, vset: ValidationSet, baseline: np.
             for k in EXCLUSION_STEPS:
                 if k > len(ranking):
                     break
-                best = note(_candidate(ws, best.preset, best.embed, tuple(ranking[:k]), vset, baseline, opts.threads))
+                best = note(_candidate(ws, best.preset, best.embed, tuple(ranking[:k]), vset, baseline, opts.threads, memo))
                 if best.fidelity["ndcg_at_10"] >= INT8_MIN_NDCG_RATIO:
                     break
         os.replace(root / best.rel, root / best.preset.file)

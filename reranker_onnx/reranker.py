@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_BUDGET = 4096  # rows × padded length per batch: bounds activation memory
 DEFAULT_MAX_ROWS = 64
+PAIRS_PER_CHUNK = 1024  # pairs encoded and length-sorted together
 
 
 def _check_text(value: object, what: str) -> str:
@@ -120,7 +121,7 @@ class Reranker:
 
     def _session_options(self, extra: dict[str, str]) -> ort.SessionOptions:
         options = ort.SessionOptions()
-        if self._needs_exact_int8():
+        if self._needs_exact_int8() and "session.x64quantprecision" not in extra:
             options.add_session_config_entry("session.x64quantprecision", "1")
         for key, value in extra.items():
             options.add_session_config_entry(key, value)
@@ -171,18 +172,19 @@ class Reranker:
         ]
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        if not pairs:
-            return []
-        encoded = self.encoder.encode(pairs)
         logits = np.empty(len(pairs), dtype=np.float32)
-        for batch in make_batches(encoded, self.encoder.pad_id, self.token_budget, self.max_rows):
-            feed = {
-                "input_ids": batch.input_ids,
-                "attention_mask": batch.attention_mask,
-                "token_type_ids": batch.token_type_ids,
-            }
-            (out,) = self.session.run([self.manifest.output], {k: feed[k] for k in self.input_names})
-            logits[batch.rows] = out.reshape(len(batch.rows), -1)[:, 0]  # (n, 1) → (n,)
+        # Encode a bounded chunk at a time, so memory does not grow with the number of pairs.
+        for start in range(0, len(pairs), PAIRS_PER_CHUNK):
+            chunk = pairs[start : start + PAIRS_PER_CHUNK]
+            encoded = self.encoder.encode(chunk)
+            for batch in make_batches(encoded, self.encoder.pad_id, self.token_budget, self.max_rows):
+                feed = {
+                    "input_ids": batch.input_ids,
+                    "attention_mask": batch.attention_mask,
+                    "token_type_ids": batch.token_type_ids,
+                }
+                (out,) = self.session.run([self.manifest.output], {k: feed[k] for k in self.input_names})
+                logits[start + batch.rows] = out.reshape(len(batch.rows), -1)[:, 0]  # (n, 1) → (n,)
         if self.manifest.activation == "sigmoid":
             return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).tolist()
         return logits.tolist()

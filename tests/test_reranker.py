@@ -61,9 +61,10 @@ def test_auto_variant_on_this_host_keeps_the_ranking(minilm_model, pairs):
     assert spearmanr(fp32, auto.predict(pairs)).statistic > 0.98
 
 
-def test_batching_never_changes_scores_or_order(exported, pairs):
+def test_batching_never_changes_scores_or_order(exported, pairs, monkeypatch):
     model = exported("bert")
     big = Reranker(model, variant="fp32").predict(pairs)
+    monkeypatch.setattr("reranker_onnx.reranker.PAIRS_PER_CHUNK", 5)
     small = Reranker(model, variant="fp32", token_budget=512, max_rows=3).predict(pairs)
     one_by_one = [Reranker(model, variant="fp32").predict([p])[0] for p in pairs[:6]]
     assert np.allclose(big, small, atol=1e-5)
