@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 # torch is pinned to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 MODEL ?=
+VARIANT ?=
 QUERY ?= how do I compress files on the command line
 
 .PHONY: help install install-dev demo test test-fast export export-all eval bench test-arm64 clean
@@ -26,7 +27,7 @@ $(VENV)/.runtime: $(PY) pyproject.toml
 
 # Export stage and test tools (torch CPU, transformers, optimum-onnx, sentence-transformers, pytest).
 $(VENV)/.dev: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval]'
 	@touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
@@ -54,6 +55,10 @@ export-all: $(VENV)/.dev
 	done
 	$(PY) -m export.minilm .cache/checkpoints/minilm-l6-cross-encoder
 	$(PY) -m export .cache/checkpoints/minilm-l6-cross-encoder --name minilm-l6-cross-encoder
+
+# BM25, the bi-encoder baseline and any exported model (MODEL="dir ...", VARIANT="fp32 avx2") on the Debian tasks.
+eval: $(VENV)/.dev
+	$(PY) -m evaluation $(if $(MODEL),--model $(MODEL)) $(if $(VARIANT),--variant $(VARIANT)) --out results/eval
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -244,6 +244,14 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "at least 1" in capsys.readouterr().err
 
 
+def test_cli_runtime_errors_exit_1_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-model"
+    assert main(["--no-bi-encoder", "--model", str(missing), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_importing_the_package_loads_nothing_heavy() -> None:
     heavy = ("torch", "sentence_transformers", "bm25s", "matplotlib")
     code = f"import sys, evaluation; print(sorted(m for m in {heavy!r} if m in sys.modules))"
