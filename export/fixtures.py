@@ -42,6 +42,14 @@ def _unigram(langs: tuple[str, ...], vocab_size: int, specials: list[str]):
 
 
 def _save_classifier(model, tokenizer_fast, directory: Path, activation: str | None = None) -> Path:
+    import torch
+
+    # A default-initialised head gives near-constant scores, which would make parity trivially true;
+    # a wider head spreads them so a wrong token or mask shows.
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.startswith("classifier") and name.endswith("weight"):
+                param.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
     if activation:
         model.config.sentence_transformers = {"activation_fn": activation}
     directory.mkdir(parents=True, exist_ok=True)

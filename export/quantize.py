@@ -68,7 +68,13 @@ def head_nodes(model_path: Path) -> list[str]:
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [n.name for n in graph.node if any(m in n.name for m in HEAD_MARKERS)]
+    names = []
+    for node in graph.node:
+        if any(m in node.name for m in HEAD_MARKERS):
+            names.append(node.name)
+            if node.op_type == "Gemm":  # the quantizer splits Gemm into "<name>_MatMul" + "<name>_Add" first
+                names.append(f"{node.name}_MatMul")
+    return names
 
 
 def quantizable_nodes(model_path: Path, quantize_embeddings: bool) -> list[str]:
