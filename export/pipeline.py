@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from reranker_onnx.manifest import FileEntry, Manifest, Variant, file_entry
+from reranker_onnx.store import install_atomically
 
 from . import quantize as q
 from .convert import fuse, graph_inputs, to_onnx
@@ -115,16 +116,6 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _install(tmp: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, old / target.name)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _remove_stale_partials(output: Path) -> None:
     """Remove what a killed export left behind (its process is gone); a running one's folder stays."""
     for partial in output.parent.glob(f".{output.name}.partial-*"):
@@ -155,7 +146,7 @@ def export_model(checkpoint: Path, output: Path, options: ExportOptions) -> Expo
     (tmp / ".pid").write_text(str(os.getpid()))
     try:
         result = _build(checkpoint, tmp, options, config, family, max_length)
-        _install(tmp, output)
+        install_atomically(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

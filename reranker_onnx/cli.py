@@ -10,7 +10,6 @@ import json
 import logging
 import shutil
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer

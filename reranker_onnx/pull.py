@@ -19,7 +19,7 @@ from pathlib import Path
 from .errors import DownloadError
 from .manifest import MANIFEST_NAME, read_manifest
 from .registry import LockEntry, lookup
-from .store import store_dir
+from .store import install_atomically, store_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +58,6 @@ def _download(url: str, dest: Path, sha256: str, size: int) -> None:
         raise DownloadError(f"{url}: sha256 does not match models.lock (corrupted download); nothing was installed")
 
 
-def _install(tmp: Path, target: Path) -> None:
-    """Swap the verified directory into place; an older copy is moved aside first, then removed."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, old / target.name)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path:
     """Install model ``name`` from models.lock into the store and return its directory."""
     entry: LockEntry = lookup(name)
@@ -101,7 +90,7 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
         for rel, pinned in manifest.files.items():
             if pinned.sha256 != files[rel]["sha256"]:
                 raise DownloadError(f"{entry.name}: manifest and models.lock disagree on {rel}; refusing it")
-        _install(tmp, target)
+        install_atomically(tmp, target)
     except BaseException:  # failed, interrupted (Ctrl-C) or unexpected: leave nothing half-written
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,7 +7,9 @@ exists is used as it is.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import ModelNotFoundError
@@ -65,3 +67,17 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         f"model {str(model)!r} not found: it is neither a directory nor a model in the store "
         f"({store_dir()}); fetch it with `rerank-onnx pull NAME`, or export it with `make export MODEL=NAME`"
     )
+
+
+def install_atomically(tmp: Path, target: Path) -> None:
+    """Swap a complete directory into place: an older copy is moved aside first, then removed.
+
+    ``tmp`` must be on the same filesystem as ``target`` (a sibling), so each rename is atomic.
+    """
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.replace(target, old / target.name)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -25,7 +25,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import requests
 
 from export.families import ExportError
 from export.fetch import NEEDED, fetch_checkpoint, resolve_revision
