@@ -11,14 +11,20 @@ import pytest
 from export.debian import read_descriptions
 from export.validation import validation_set
 from reranker_onnx import InputError, Reranker, VariantError
+from reranker_onnx.manifest import read_manifest
 
 HF_FAMILIES = ("bert", "xlm-roberta", "modernbert")
 
 
 @pytest.fixture(scope="session")
-def pairs():
-    """Real Debian pairs, short and long (a quarter are truncated at 512 tokens), English and Japanese."""
-    return validation_set(("en", "ja"), queries_per_language=3, group_size=8).pairs
+def texts():
+    """Real Debian query groups, short and long (a quarter are truncated at 512 tokens), English and Japanese."""
+    return validation_set(("en", "ja"), queries_per_language=3, group_size=8)
+
+
+@pytest.fixture(scope="session")
+def pairs(texts):
+    return texts.pairs
 
 
 def _st_scores(checkpoint, pairs, max_length=512):
@@ -33,7 +39,9 @@ def test_fp32_matches_sentence_transformers(family, checkpoint, exported, pairs)
     expected = _st_scores(checkpoint(family), pairs)
     got = np.asarray(Reranker(exported(family), variant="fp32").predict(pairs))
     assert np.max(np.abs(got - expected)) <= 1e-4
-    assert np.std(expected) > 1e-3, "scores must vary, or parity would be trivial"
+    sigmoid = read_manifest(exported(family)).activation == "sigmoid"
+    logits = np.log(expected / (1 - expected)) if sigmoid else expected
+    assert np.std(logits) > 1e-3, "the model's outputs must vary, or parity would be trivial"
 
 
 def test_fp32_matches_the_jinabert_reference(checkpoint, exported, pairs):
@@ -53,13 +61,15 @@ def test_real_minilm_weights_match_sentence_transformers(minilm_checkpoint, mini
     assert np.ptp(expected) > 1.0, "the head must spread scores, or parity would be trivial"
 
 
-def test_auto_variant_on_this_host_keeps_the_ranking(minilm_model, pairs):
-    from scipy.stats import spearmanr
+def test_auto_variant_on_this_host_keeps_the_ranking(minilm_model, texts):
+    from export.validation import ranking_agreement
 
-    fp32 = Reranker(minilm_model, variant="fp32").predict(pairs)
+    fp32 = np.asarray(Reranker(minilm_model, variant="fp32").predict(texts.pairs))
     auto = Reranker(minilm_model)
     assert auto.variant == "avx2"  # this host: AVX2 without VNNI
-    assert spearmanr(fp32, auto.predict(pairs)).statistic > 0.98
+    agreement = ranking_agreement(fp32, np.asarray(auto.predict(texts.pairs)), texts.groups)
+    # The export gate (NDCG@10 ≥ 0.99) was measured on other pairs; allow for the different sample.
+    assert agreement["ndcg_at_10"] >= 0.98 and agreement["spearman"] >= 0.95, agreement
 
 
 def test_batching_never_changes_scores_or_order(exported, pairs, monkeypatch):
