@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 # torch is pinned to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 MODEL ?=
+EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= how do I compress files on the command line
 
@@ -46,7 +47,7 @@ test: $(VENV)/.dev
 
 export: $(VENV)/.dev
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<name from models.lock or checkpoint dir>"; exit 2)
-	$(PY) -m export $(MODEL)
+	$(PY) -m export $(MODEL) $(EXPORT_FLAGS)
 
 export-all: $(VENV)/.dev
 	@for family in bert xlm-roberta modernbert jinabert tinybert-l2; do \
