@@ -9,13 +9,13 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= how do I compress files on the command line
 
-.PHONY: help install install-dev demo test test-fast export export-all eval bench test-arm64 clean
+.PHONY: help install install-dev demo test export export-all eval test-arm64 clean
 
 help:
 	@echo "make demo        set up, build a real-weight model, and rerank Debian package descriptions"
 	@echo "make test        set up and run the offline test suite"
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
-	@echo "make eval / make bench / make test-arm64"
+	@echo "make eval / make test-arm64"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ export-all: $(VENV)/.dev
 # BM25, the bi-encoder baseline and any exported model (MODEL="dir ...", VARIANT="fp32 avx2") on the Debian tasks.
 eval: $(VENV)/.dev
 	$(PY) -m evaluation $(if $(MODEL),--model $(MODEL)) $(if $(VARIANT),--variant $(VARIANT)) --out results/eval
+
+# The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
+BOARDS ?= pi5
+test-arm64: $(VENV)/.dev
+	RERANKER_ARM64_BOARDS="$(BOARDS)" PYTHON=$(abspath $(PY)) arm64/run.sh
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
