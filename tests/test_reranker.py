@@ -163,3 +163,24 @@ def test_unknown_variant_lists_the_known_ones(exported):
 def test_max_length_beyond_the_model_is_refused(exported):
     with pytest.raises(InputError, match="max_length must be between 2 and 512"):
         Reranker(exported("bert"), max_length=4096)
+
+
+def test_batches_respect_the_budget_and_never_pad_a_short_pair_far():
+    from reranker_onnx.batching import PAD_SLACK, plan_batches
+
+    lengths = np.array([512, 300, 290, 280, 100, 96, 95, 20, 18, 17, 16, 3])
+    batches = plan_batches(lengths, token_budget=1024, max_rows=4)
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))  # every row once
+    for b in batches:
+        longest = int(lengths[b].max())
+        assert len(b) * longest <= 1024 or len(b) == 1
+        assert len(b) <= 4 and int(lengths[b].min()) >= (1 - PAD_SLACK) * longest
+    assert [len(b) for b in batches] == [1, 3, 3, 4, 1]
+
+
+def test_idle_threads_sleep_unless_the_caller_says_otherwise(exported):
+    model = exported("bert")
+    default = Reranker(model, variant="fp32").session.get_session_options()
+    assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    spinning = Reranker(model, variant="fp32", session_config={"session.intra_op.allow_spinning": "1"})
+    assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
