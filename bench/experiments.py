@@ -1,0 +1,187 @@
+"""Settings measured one by one against reranker-onnx's defaults, without editing the runtime.
+
+* ``import_costs``: ``python -X importtime -c "import reranker_onnx"`` summed per top-level package.
+* ``task_session`` (worker): what a ``Reranker(...)`` spends where (manifest, CPU detection, hashing,
+  tokenizer, session), and session creation under other settings: optimization level, a graph saved
+  already optimized and loaded with optimizations off, weight prepacking off. Each setting's scores
+  are compared with the default's, so a faster load that changes results is visible.
+* ``task_throughput_options`` (worker): warm throughput of reranker-onnx with one default changed at
+  a time (pad slack, token budget, threads, spinning), in interleaved rounds; the first pass of each
+  also gives its peak memory above the RSS before it. A default that loses here has earned its place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import stats
+from .procs import CHILD_ENV, REPO
+
+
+def import_costs(repeats: int = 3) -> dict[str, Any]:
+    """Cumulative import time per top-level package (median of fresh interpreters), and the total."""
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import reranker_onnx"],
+                              capture_output=True, text=True, cwd=REPO, env=CHILD_ENV, check=True)
+        wall = time.perf_counter() - start
+        per_pkg: dict[str, float] = defaultdict(float)
+        for line in done.stderr.splitlines():
+            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| *(\S+)", line)
+            if m:  # each module's own (self) time, summed per top-level package
+                per_pkg[m.group(3).split(".")[0]] += int(m.group(1)) / 1e6
+        runs.append({"wall_s": wall, "per_package_s": dict(per_pkg)})
+    packages = {p for r in runs for p in r["per_package_s"]}
+    per_pkg = {p: stats.median([r["per_package_s"].get(p, 0.0) for r in runs]) for p in packages}
+    top = dict(sorted(per_pkg.items(), key=lambda kv: -kv[1])[:8])
+    bare = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], capture_output=True, cwd=REPO, env=CHILD_ENV, check=True)
+        bare.append(time.perf_counter() - start)
+    return {"interpreter_plus_import_wall_s": stats.median([r["wall_s"] for r in runs]),
+            "interpreter_alone_wall_s": stats.median(bare), "self_time_per_package_s": top}
+
+
+def _timed(fn, repeats: int) -> tuple[float, Any]:
+    times, value = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - start)
+    return stats.median(times), value
+
+
+CALL_PASSAGES = 10  # each session setting scores one query × 10 passages: enough to see a slower graph
+
+
+def task_session(spec: dict) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from reranker_onnx import Reranker, cpu
+    from reranker_onnx.manifest import read_manifest
+
+    model, reps = spec["model"], spec["repeats"]
+    runtime_dir = Path(model["runtime_dir"])
+    graph = Path(model["int8_graph"])
+    workload = json.loads(Path(spec["workload"]).read_text(encoding="utf-8"))
+    query, passages = workload["groups"][0]["query"], workload["groups"][0]["passages"][:CALL_PASSAGES]
+
+    parts = {
+        "read manifest": _timed(lambda: read_manifest(runtime_dir), reps)[0],
+        "cpu.detect": _timed(cpu.detect, reps)[0],
+        "sha256 of the graph (first load, no cache)": _timed(lambda: hashlib.sha256(graph.read_bytes()).hexdigest(), reps)[0],
+        "tokenizer from file": _timed(lambda: Tokenizer.from_file(model["tokenizer"]), reps)[0],
+        "Reranker(...) total": _timed(lambda: Reranker(runtime_dir), reps)[0],
+    }
+    reference = Reranker(runtime_dir)
+    ref_scores = np.asarray(reference.score(query, passages))
+    reference_call = _timed(lambda: reference.score(query, passages), reps)[0]
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-opt-"))
+    saved = tmp / "optimized.onnx"
+
+    def options(level: Any, extra: dict[str, str] | None = None, save: Path | None = None) -> ort.SessionOptions:
+        o = reference._session_options(extra or {})
+        o.graph_optimization_level = level
+        if save is not None:
+            o.optimized_model_filepath = str(save)
+        return o
+
+    L = ort.GraphOptimizationLevel
+    ort.InferenceSession(str(graph), options(L.ORT_ENABLE_ALL, save=saved), providers=["CPUExecutionProvider"])
+    settings = {
+        "default: ORT_ENABLE_ALL": (graph, options(L.ORT_ENABLE_ALL)),
+        "ORT_ENABLE_BASIC": (graph, options(L.ORT_ENABLE_BASIC)),
+        "ORT_DISABLE_ALL on the graph as shipped": (graph, options(L.ORT_DISABLE_ALL)),
+        "saved optimized graph + ORT_DISABLE_ALL": (saved, options(L.ORT_DISABLE_ALL)),
+        "ORT_ENABLE_ALL + session.disable_prepacking=1": (graph, options(L.ORT_ENABLE_ALL, {"session.disable_prepacking": "1"})),
+    }
+    sessions = {}
+    for label, (path, opts) in settings.items():
+        create_s, session = _timed(
+            lambda p=path, o=opts: ort.InferenceSession(str(p), o, providers=["CPUExecutionProvider"]), reps)
+        reference.session = session
+        call_s, scores = _timed(lambda: reference.score(query, passages), reps)
+        diff = float(np.max(np.abs(np.asarray(scores) - ref_scores)))
+        sessions[label] = {"session_create_s": create_s, "call_s": call_s, "passages": len(passages), "max_abs_diff_vs_default": diff,
+                           "file_mb": path.stat().st_size / 1e6}
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"reranker_parts_s": parts, "reference_call_s": reference_call, "sessions": sessions}
+
+
+@contextmanager
+def _pad_slack(value: float | None) -> Iterator[None]:
+    """Set ``batching.PAD_SLACK`` (read by ``plan_batches`` at each call) for one pass, then restore it."""
+    from reranker_onnx import batching
+
+    saved = batching.PAD_SLACK
+    batching.PAD_SLACK = saved if value is None else value
+    try:
+        yield
+    finally:
+        batching.PAD_SLACK = saved
+
+
+def task_throughput_options(spec: dict) -> dict:
+    from reranker_onnx import Reranker, batching
+
+    from .worker import reset_peak, status_kb
+
+    workload = json.loads(Path(spec["workload"]).read_text(encoding="utf-8"))
+    groups = [workload["groups"][i] for i in spec["groups"]]
+    configs = spec["configs"]
+    rerankers = {c["label"]: Reranker(spec["model"]["runtime_dir"], **c["options"]) for c in configs}
+    for c in configs:
+        with _pad_slack(c.get("pad_slack")):
+            rerankers[c["label"]].score(groups[0]["query"], groups[0]["passages"][:1])
+    rates: dict[str, list[float]] = {c["label"]: [] for c in configs}
+    peak_above: dict[str, float] = {}
+    pairs = sum(len(g["passages"]) for g in groups)
+    for round_ in range(spec["rounds"]):
+        for c in configs[round_ % len(configs):] + configs[: round_ % len(configs)]:
+            reranker = rerankers[c["label"]]
+            with _pad_slack(c.get("pad_slack")):
+                before = status_kb("VmRSS")
+                reset_peak()
+                start = time.perf_counter()
+                for g in groups:
+                    reranker.score(g["query"], g["passages"])
+                rates[c["label"]].append(pairs / (time.perf_counter() - start))
+            if c["label"] not in peak_above:
+                peak_above[c["label"]] = (status_kb("VmHWM") - before) / 1024
+    default = rerankers[configs[0]["label"]]
+    return {"pairs_per_pass": pairs, "defaults": {
+        "pad_slack": batching.PAD_SLACK, "token_budget": default.token_budget, "max_rows": default.max_rows,
+        "threads": default.threads}, "configs": {
+        label: {"pairs_per_s": stats.median(v), "spread": stats.spread(v), "first_pass_peak_above_mb": peak_above[label]}
+        for label, v in rates.items()}}
+
+
+# The first entry is the runtime's defaults; each other entry changes one of them. ``pad_slack`` sets
+# ``batching.PAD_SLACK`` for that config's passes. A batch takes no row shorter than (1 - slack) × its
+# longest, so slack 1.0 is the budget-only cut the runtime had before (slack 0 would allow no padding).
+THROUGHPUT_CONFIGS = [
+    {"label": "default", "options": {}},
+    {"label": "pad slack 1.0 (budget-only cut)", "options": {}, "pad_slack": 1.0},
+    {"label": "token_budget 4096", "options": {"token_budget": 4096}},
+    {"label": "token_budget 8192", "options": {"token_budget": 8192}},
+    {"label": "1 thread", "options": {"threads": 1}},
+    {"label": "spinning on (session.intra_op.allow_spinning=1)",
+     "options": {"session_config": {"session.intra_op.allow_spinning": "1"}}},
+]

@@ -1,0 +1,133 @@
+"""The bench's own arithmetic on hand-made numbers: no engine runs, no model is built."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench import experiments, report, stats, suite
+from bench.worker import typical_passage
+from reranker_onnx import batching
+
+
+def test_median_and_spread_of_repeats():
+    assert stats.median([3.0, 1.0, 2.0]) == 2.0
+    assert stats.median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert stats.spread([3.0, 1.0, 2.0]) == (1.0, 3.0)
+
+
+def test_percentile_interpolates_between_calls():
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+    assert stats.percentile([0.0, 10.0], 90) == pytest.approx(9.0)
+
+
+def test_spearman_ranks_ties_and_order():
+    assert stats.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert stats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # Ties share their mean rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4).
+    assert stats.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    assert math.isnan(stats.spearman([1, 1, 1], [1, 2, 3]))
+
+
+def _engine(pairs_per_s: float, cold_s: float, rss_mb: float) -> dict:
+    def m(x: float) -> dict:
+        return {"median": x, "min": x, "max": x}
+
+    return {"pairs_per_s": m(pairs_per_s), "cold_start_s": m(cold_s), "rss100_mb": m(rss_mb)}
+
+
+def _by_check(rows: list[dict]) -> dict[str, dict]:
+    return {r["check"].split(" ")[0] + (" fp32" if "fp32" in r["check"] else ""): r for r in rows}
+
+
+def test_targets_ratios_against_best_fastest_and_lightest_peer():
+    engines = {
+        "reranker-onnx": _engine(300.0, 0.25, 100.0),
+        "st-torch-fp32": _engine(40.0, 15.0, 600.0),
+        "st-onnx-int8": _engine(100.0, 14.0, 700.0),
+        "bare-ort": _engine(80.0, 0.8, 250.0),
+    }
+    rows = _by_check(report.targets("tinybert-l2", engines))
+    throughput, fp32 = rows["throughput"], rows["throughput fp32"]
+    assert throughput["ratio"] == pytest.approx(3.0) and throughput["detail"] == "best peer: st-onnx-int8"
+    assert throughput["verdict"] == "PASS"  # 3.0 ≥ 2.5
+    assert fp32["ratio"] == pytest.approx(7.5) and fp32["verdict"] == "PASS"
+    assert rows["cold"]["value"] == 0.25 and rows["cold"]["verdict"] == "PASS"  # ≤ 0.3 s for this size
+    assert rows["cold"]["detail"].startswith("fastest peer: bare-ort")
+    assert rows["peak"]["ratio"] == pytest.approx(0.4) and rows["peak"]["verdict"] == "PASS"
+    assert "bare-ort" in rows["peak"]["detail"]
+
+
+def test_targets_miss_when_short_and_na_without_a_limit():
+    engines = {"reranker-onnx": _engine(200.0, 0.6, 200.0), "st-torch-fp32": _engine(100.0, 15.0, 300.0)}
+    rows = _by_check(report.targets("minilm-l6", engines))
+    assert rows["throughput"]["ratio"] == pytest.approx(2.0) and rows["throughput"]["verdict"] == "MISS"
+    assert rows["cold"]["verdict"] == "MISS"  # 0.6 s > 0.5 s
+    assert rows["peak"]["verdict"] == "MISS"  # 200 / 300 > 0.5
+    unknown_size = _by_check(report.targets("no-such-size", engines))
+    assert unknown_size["cold"]["verdict"] == "n/a"
+
+
+def test_targets_say_so_when_reranker_onnx_did_not_run():
+    rows = report.targets("tinybert-l2", {"bare-ort": _engine(80.0, 0.8, 250.0)})
+    assert [r["verdict"] for r in rows] == ["MISS"]
+
+
+def test_summary_takes_medians_over_rounds_and_pools_calls():
+    def round_(rate: float, cold: float, calls: list[float]) -> dict:
+        return {"pairs_per_s": rate, "cold_start_s": cold, "rss100_mb": 100.0 + rate, "rss_run_mb": 120.0,
+                "calls_s": calls, "pairs": 100 * len(calls),
+                "cold_split_s": {"interpreter": 0.1, "import": cold - 0.3, "load": 0.1, "first_score": 0.1}}
+
+    s = suite._summary([round_(10.0, 1.0, [1.0]), round_(30.0, 3.0, [3.0]), round_(20.0, 9.0, [2.0, 4.0])])
+    assert s["pairs_per_s"] == {"median": 20.0, "min": 10.0, "max": 30.0}
+    assert s["cold_start_s"]["median"] == 3.0 and s["cold_split_s"]["import"] == pytest.approx(2.7)
+    assert s["latency100_ms"]["calls"] == 4 and s["latency100_ms"]["p50"] == pytest.approx(2500.0)
+    assert s["pairs_total"] == 400
+
+
+def test_fidelity_is_per_query_then_averaged():
+    reference = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+    scores = [1.0, 2.0, 3.0, 3.0, 2.0, 1.0]  # query 1 agrees, query 2 is reversed
+    f = suite._fidelity(reference, scores, groups=2)
+    assert f["spearman_per_query_mean"] == pytest.approx(0.0)
+    assert f["pairs"] == 6
+
+
+def test_plan_rounds_score_different_queries_and_never_the_probe():
+    plan = suite.Plan(rounds=3, queries_per_round=2)
+    groups = [plan.round_groups(r) for r in (1, 2, 3)]
+    assert groups == [[1, 2], [3, 4], [5, 6]]
+    assert plan.groups_needed == 7
+
+
+def test_typical_passage_is_the_median_by_length():
+    assert typical_passage(["aaaa", "a", "aaaaaaaaaaaa", "aa", "aaa"]) == "aaa"
+
+
+def test_pad_slack_override_is_read_by_plan_batches_and_restored():
+    lengths = np.array([100, 50, 49])
+    default = batching.PAD_SLACK
+    assert len(batching.plan_batches(lengths, 1000, 64)) == 2  # 50 < 0.8 × 100 closes the first batch
+    with experiments._pad_slack(1.0):
+        assert batching.PAD_SLACK == 1.0
+        assert len(batching.plan_batches(lengths, 1000, 64)) == 1  # budget-only: 3 × 100 ≤ 1000
+    with experiments._pad_slack(0.0):
+        assert len(batching.plan_batches(lengths, 1000, 64)) == 3  # no padding at all: one length per batch
+    assert batching.PAD_SLACK == default
+    with pytest.raises(RuntimeError), experiments._pad_slack(0.5):
+        raise RuntimeError("a failed pass")
+    assert batching.PAD_SLACK == default
+
+
+def test_throughput_configs_measure_one_change_against_the_defaults():
+    first, *others = experiments.THROUGHPUT_CONFIGS
+    assert first["options"] == {} and "pad_slack" not in first
+    changes = [(c["options"], c.get("pad_slack")) for c in others]
+    assert ({}, 1.0) in changes  # the budget-only cut
+    assert ({"token_budget": 4096}, None) in changes and ({"token_budget": 8192}, None) in changes
+    assert ({"threads": 1}, None) in changes
+    assert ({"session_config": {"session.intra_op.allow_spinning": "1"}}, None) in changes
+    assert len({c["label"] for c in experiments.THROUGHPUT_CONFIGS}) == len(experiments.THROUGHPUT_CONFIGS)
