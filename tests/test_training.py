@@ -1,0 +1,166 @@
+"""The training package: train-only, deterministic examples, and a 2-step run on a tiny BERT. Offline, fast."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from evaluation.bm25 import BM25Config
+from evaluation.split import assign
+from evaluation.tasks import build_splits
+from export.debian import Description
+from training import TrainConfig, build_examples, train_only_task
+from training.data import TOP_NEGATIVES, pick_negatives
+
+WORDS = ("archive", "compress", "backup", "network", "daemon", "font", "library", "python", "perl",
+         "editor", "terminal", "image", "audio", "video", "mail", "server", "client", "kernel", "driver",
+         "database", "parser", "shell", "music", "game", "science")
+
+
+def synthetic(n: int = 300) -> list[Description]:
+    """Packages with distinct, word-overlapping descriptions, so BM25 has real candidates to rank."""
+    rng = random.Random(0)
+    out = []
+    for i in range(n):
+        words = rng.sample(WORDS, 6)
+        out.append(Description(package=f"pkg{i}", md5=f"md5-{i}", synopsis=f"{words[0]} {words[1]} tool {i}",
+                               body=f"This {words[0]} {words[1]} tool handles {' and '.join(words[2:])}. Item {i}."))
+    return out
+
+
+def test_examples_are_deterministic_and_come_from_the_train_split_only(tmp_path: Path) -> None:
+    descs = synthetic()
+    a = build_examples(descs, "en", queries=50, negatives=5, seed=1, bm25=BM25Config(k=30))
+    b = build_examples(descs, "en", queries=50, negatives=5, seed=1, bm25=BM25Config(k=30), cache_dir=tmp_path)
+    assert a.examples == b.examples and a.record["task_sha256"] == b.record["task_sha256"]
+    assert len(a.examples) == 50 and all(len(e.negatives) == 5 for e in a.examples)
+
+    splits = build_splits(descs)
+    held_out = {splits.corpus[q.relevant] for s in ("dev", "test") for q in splits.queries[s]}
+    assert held_out, "the synthetic corpus must have dev/test passages for this test to mean anything"
+    by_package = {d.package: d for d in descs}
+    for e in a.examples:
+        assert assign(e.package) == "train", e.package  # each synthetic package is its own group
+        assert e.positive not in e.negatives
+        assert e.positive not in held_out and not held_out & set(e.negatives)
+        assert e.query == by_package[e.package].synopsis
+    # The run is a prefix of the train split in hash order, as in the evaluation harness.
+    assert [e.qid for e in a.examples] == [q.qid for q in splits.queries["train"][:50]]
+    # A different seed changes the sampled negatives, never the queries or the best-ranked ones.
+    c = build_examples(descs, "en", queries=50, negatives=5, seed=2, bm25=BM25Config(k=30))
+    assert [e.qid for e in c.examples] == [e.qid for e in a.examples]
+    assert [e.negatives for e in c.examples] != [e.negatives for e in a.examples]
+
+
+def test_train_only_task_reindexes_into_train_passages() -> None:
+    splits = build_splits(synthetic())
+    task = train_only_task(splits, "en")
+    assert len(task.queries) == len(splits.queries["train"]) and len(task.corpus) < len(splits.corpus)
+    for q, original in zip(task.queries, splits.queries["train"], strict=True):
+        assert task.corpus[q.relevant] == splits.corpus[original.relevant]
+
+
+def test_negatives_keep_the_best_ranked_and_skip_the_relevant() -> None:
+    cands = list(range(30))
+    picked = pick_negatives(cands, relevant=1, n=7, rng=random.Random(0))
+    assert picked[:TOP_NEGATIVES] == [0, 2, 3][:TOP_NEGATIVES] and len(picked) == 7 and 1 not in picked
+    assert picked == sorted(picked)  # in BM25 order
+    assert pick_negatives([5, 6], relevant=5, n=7, rng=random.Random(0)) == [6]  # short lists are fine
+
+
+@pytest.fixture()
+def torch_state(monkeypatch: pytest.MonkeyPatch):
+    """Record, rather than apply, the switch to deterministic kernels, and restore the thread count.
+
+    Applying it imports torch._inductor (20 s on a busy 2-core machine) and would leak into the other tests.
+    """
+    torch = pytest.importorskip("torch")
+    calls: list[bool] = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, **_: calls.append(mode))
+    threads = torch.get_num_threads()
+    torch.deterministic_calls = calls  # type: ignore[attr-defined]
+    yield torch
+    del torch.deterministic_calls
+    torch.set_num_threads(threads)
+
+
+def test_two_steps_change_the_weights_and_write_the_record(checkpoint, tmp_path: Path, torch_state) -> None:
+    torch = torch_state
+    from safetensors.torch import load_file
+
+    from training.default_model import run
+
+    base = checkpoint("bert")  # tiny random BERT with a WordPiece tokenizer (conftest, cached)
+    config = replace(TrainConfig(), queries=8, negatives=3, batch_queries=4, token_budget=64, max_steps=2,
+                     frozen_layers=1)
+    out = tmp_path / "ckpt"
+    data = {"file": "synthetic", "sha256_uncompressed": "0" * 64}
+    record = run(out, config, base=base, descriptions=synthetic(), data=data)
+
+    before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = [k for k in after if k in before and not torch.equal(before[k], after[k])]
+    assert any("encoder.layer.1." in k for k in changed) and any("classifier" in k for k in changed)
+    assert not any("embeddings" in k or "encoder.layer.0." in k for k in changed)  # frozen
+
+    saved = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    assert saved == json.loads(json.dumps(record))
+    for field in ("versions", "seed", "data", "split", "examples", "train", "wall_seconds", "config"):
+        assert field in saved, field
+    assert {"python", "torch", "transformers", "tokenizers"} <= set(saved["versions"])
+    assert saved["data"]["sha256_uncompressed"] == "0" * 64
+    assert saved["split"]["buckets"] == {"train": [0, 80], "dev": [80, 90], "test": [90, 100]}
+    assert saved["examples"]["queries"] == 8 and saved["train"]["steps"] == 2
+    assert saved["train"]["pairs_seen"] == 8 * 4 and saved["wall_seconds"]["train"] >= 0
+    config_json = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config_json["sentence_transformers"] == {"activation_fn": "torch.nn.modules.linear.Identity"}
+    assert (out / "tokenizer.json").is_file()
+    assert torch.deterministic_calls == [True] and torch.get_num_threads() == config.threads
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.default_model import main
+
+    assert main(["out", "--queries", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_importing_the_package_loads_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, training; print(any(m in sys.modules for m in ('torch', 'transformers', 'sentence_transformers')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
+
+
+def test_micro_batches_sort_by_length_and_respect_the_budget() -> None:
+    from training.loop import micro_batches
+
+    lengths = [10, 50, 12, 48, 11, 200]
+    parts = micro_batches(lengths, token_budget=100)
+    assert sorted(i for p in parts for i in p) == list(range(6))
+    assert parts[0] == [0, 4, 2]  # the short ones together
+    assert all(len(p) * max(lengths[i] for i in p) <= 100 or len(p) == 1 for p in parts)
+    assert parts[-1] == [5]  # a pair longer than the budget still gets its own pass
+
+
+def test_micro_batching_does_not_change_the_loss(checkpoint, torch_state) -> None:
+    from training.data import Example
+    from training.loop import forward_step, load_model
+
+    torch = torch_state
+    model, tokenizer = load_model(checkpoint("bert"), seed=0)
+    model.eval()  # no dropout: the two losses must agree to rounding
+    batch = [Example(f"q{i}", f"p{i}", d.synopsis, d.body, tuple(x.body * (1 + j) for j, x in enumerate(synthetic(3))))
+             for i, d in enumerate(synthetic(4))]
+    with torch.no_grad():
+        one, pairs = forward_step(model, tokenizer, batch, replace(TrainConfig(), token_budget=10**6))
+        many, _ = forward_step(model, tokenizer, batch, replace(TrainConfig(), token_budget=64))
+    assert pairs == 16
+    assert abs(float(one) - float(many)) < 1e-5

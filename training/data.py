@@ -1,0 +1,103 @@
+"""Training examples: a train-split synopsis, its own description, and BM25 hard negatives.
+
+Only train-split text is ever seen. The split (``evaluation.split``) puts every package group, and
+with it every passage, in exactly one split; the BM25 index used to mine negatives is built over the
+train split's passages alone, so no dev or test description enters training, not even as a negative.
+
+Negatives are the ones the model will have to beat at evaluation time: the BM25 top-30 of the same
+first stage, minus the relevant passage. The best-ranked few are always taken (they decide MRR@10,
+and they are the near-duplicates such as ``libfoo1`` against ``libfoo-dev``), the rest are drawn
+from the remaining candidates with a generator seeded by (seed, qid), so the set for one query does
+not depend on which other queries are in the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.bm25 import BM25Config
+from evaluation.candidates import bm25_candidates
+from evaluation.tasks import Query, Splits, Task, build_splits, fingerprint
+from export.debian import Description
+
+logger = logging.getLogger(__name__)
+
+TOP_NEGATIVES = 2  # always-kept best-ranked non-relevant candidates; the rest are sampled
+
+
+@dataclass(frozen=True)
+class Example:
+    qid: str
+    package: str
+    query: str
+    positive: str
+    negatives: tuple[str, ...]  # best-ranked first
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    examples: tuple[Example, ...]
+    record: dict[str, object]  # counts and hashes for training.json
+
+
+def train_only_task(splits: Splits, lang: str, max_queries: int | None = None) -> Task:
+    """The train split as a task of its own: its passages only, and its queries re-indexed into them."""
+    train = splits.queries["train"]
+    kept = sorted({q.relevant for q in train})  # corpus order
+    new_index = {old: new for new, old in enumerate(kept)}
+    corpus = tuple(splits.corpus[i] for i in kept)
+    queries = tuple(Query(q.qid, q.package, q.text, new_index[q.relevant]) for q in train[:max_queries])
+    return Task(name=f"debian-{lang}-train-only", lang=lang, corpus=corpus, queries=queries,
+                record={"corpus_passages": len(corpus), "queries": len(queries)})
+
+
+def pick_negatives(candidates: Sequence[int], relevant: int, n: int, rng: random.Random) -> list[int]:
+    """``n`` non-relevant candidate ids: the TOP_NEGATIVES best-ranked, then a seeded sample of the rest."""
+    pool = [c for c in candidates if c != relevant]
+    top, rest = pool[:TOP_NEGATIVES], pool[TOP_NEGATIVES:]
+    picked = top[:n] + rng.sample(rest, min(len(rest), max(0, n - len(top))))
+    order = {c: i for i, c in enumerate(pool)}
+    return sorted(picked, key=order.__getitem__)
+
+
+def build_examples(
+    descriptions: Sequence[Description],
+    lang: str,
+    queries: int,
+    negatives: int,
+    seed: int,
+    bm25: BM25Config,
+    cache_dir: Path | None = None,
+) -> TrainingData:
+    """The first ``queries`` train-split queries in hash order, each with ``negatives`` BM25 negatives."""
+    splits = build_splits(descriptions)
+    task = train_only_task(splits, lang, queries)
+    cands = bm25_candidates(task, bm25, cache_dir)
+    examples = []
+    in_top_k = 0
+    for q, ids in zip(task.queries, cands.doc_ids, strict=True):
+        in_top_k += q.relevant in ids
+        neg = pick_negatives(ids, q.relevant, negatives, random.Random(f"{seed}:{q.qid}"))
+        examples.append(Example(q.qid, q.package, q.text, task.corpus[q.relevant],
+                                tuple(task.corpus[i] for i in neg)))
+    pairs = sum(1 + len(e.negatives) for e in examples)
+    record = {
+        "split_counts": {s: len(qs) for s, qs in splits.queries.items()},
+        "ambiguous_queries_dropped": splits.ambiguous_dropped,
+        "train_corpus_passages": len(task.corpus),
+        "queries": len(examples),
+        "pairs": pairs,
+        "negatives_per_query": negatives,
+        "negative_rule": f"BM25 top-{bm25.k} over train-split passages minus the relevant one: the "
+                         f"{TOP_NEGATIVES} best-ranked, then a sample seeded by (seed, qid)",
+        "relevant_in_bm25_top_k": in_top_k / max(1, len(examples)),
+        "bm25": {"k": bm25.k, "k1": bm25.k1, "b": bm25.b, "method": bm25.method,
+                 "seconds": round(cands.seconds, 1), "cached": cands.cached},
+        "task_sha256": fingerprint(task.corpus, task.queries),
+    }
+    logger.info("%d training queries, %d pairs, %d train passages", len(examples), pairs, len(task.corpus))
+    return TrainingData(tuple(examples), record)

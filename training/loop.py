@@ -1,0 +1,208 @@
+"""Fine-tune a BERT encoder as a one-logit cross-encoder with a listwise softmax loss.
+
+Loss: for each query, the logits of its 1 positive and k negatives go through a softmax and the loss
+is the cross-entropy of the positive (InfoNCE over the BM25 group). Ranking is what the model is
+used for, and this loss compares exactly the passages that compete for one query; pointwise BCE
+would also spend capacity on calibrating absolute scores across unrelated queries.
+
+Scores are raw logits: the checkpoint records an identity activation (``config.sentence_transformers``),
+so sentence-transformers ``CrossEncoder.predict`` returns the logit. A softmax loss is shift-invariant,
+so a sigmoid of these logits would not be a probability of anything; identity says so honestly, and
+the order of candidates is the same either way.
+
+Cost: a CPU step is dominated by the encoder passes, so the step's pairs are sorted by length and cut
+by a token budget (no padding of short pairs to long ones), and the embeddings and lowest layers are
+frozen (backward stops early). Neither changes what a pair's logit is, only what it costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.config import TrainConfig
+from training.data import Example
+
+logger = logging.getLogger(__name__)
+
+IDENTITY = "torch.nn.modules.linear.Identity"
+LOG_EVERY = 10  # optimizer steps between progress lines
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    steps: int
+    queries_seen: int
+    pairs_seen: int
+    seconds: float  # wall time of the optimisation loop alone
+    pairs_per_s: float
+    loss_first: float  # mean loss of the first LOG_EVERY steps
+    loss_last: float  # mean loss of the last LOG_EVERY steps
+    loss_curve: tuple[tuple[int, float], ...]  # (step, mean loss of the LOG_EVERY steps ending there)
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Python, numpy and torch generators, deterministic kernels, and a fixed thread count.
+
+    Two threads is both the machine we target and part of the determinism: reductions split over a
+    different number of threads can round differently.
+    """
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+
+
+def load_model(base: Path, seed: int):
+    """The base encoder with a fresh one-logit head (drawn from ``seed``) and its tokenizer."""
+    import torch
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    config = AutoConfig.from_pretrained(base, num_labels=1)
+    config.sentence_transformers = {"activation_fn": IDENTITY}
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(base, config=config)
+    return model, AutoTokenizer.from_pretrained(base)
+
+
+def schedule(n_examples: int, config: TrainConfig) -> int:
+    """Number of optimizer steps: every example once per epoch, capped by ``max_steps``."""
+    steps = math.ceil(n_examples * config.epochs / config.batch_queries)
+    return min(steps, config.max_steps) if config.max_steps is not None else steps
+
+
+def batches(examples: Sequence[Example], config: TrainConfig) -> list[list[Example]]:
+    """Steps of ``batch_queries`` examples, reshuffled every epoch with a generator seeded by ``seed``."""
+    rng = random.Random(config.seed)
+    out: list[list[Example]] = []
+    for _ in range(config.epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        out += [[examples[i] for i in order[s : s + config.batch_queries]]
+                for s in range(0, len(order), config.batch_queries)]
+    return out[: schedule(len(examples), config)]
+
+
+def group_loss(logits, sizes: Sequence[int]):
+    """Mean over groups of -log softmax(group)[0]; each group is [positive, *negatives]."""
+    import torch
+
+    losses = [-torch.log_softmax(g, dim=0)[0] for g in torch.split(logits, list(sizes))]
+    return torch.stack(losses).sum()
+
+
+def freeze(model, n_layers: int) -> list[str]:
+    """Stop gradients in the embeddings and the lowest ``n_layers`` encoder layers; return what stays trainable."""
+    base = model.base_model
+    layers = base.encoder.layer
+    assert 0 <= n_layers <= len(layers), f"frozen_layers must be in 0..{len(layers)}, got {n_layers}"
+    if n_layers:
+        for module in (base.embeddings, *layers[:n_layers]):
+            for p in module.parameters():
+                p.requires_grad_(False)
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def param_groups(model, config: TrainConfig) -> list[dict]:
+    """AdamW groups: head at ``head_lr``, encoder at ``lr``; no weight decay on biases and LayerNorm."""
+    no_decay = ("bias", "LayerNorm.weight")
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((name.startswith("classifier."), name.endswith(no_decay)), []).append(p)
+    return [{"params": ps, "lr": config.head_lr if head else config.lr,
+             "weight_decay": 0.0 if plain else config.weight_decay} for (head, plain), ps in sorted(groups.items())]
+
+
+def micro_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+    """Pair indices sorted by length and cut so that no micro-batch pads past ``token_budget`` tokens.
+
+    Padding is what a random mix of short and long pairs costs on a CPU: one 256-token negative
+    would pad fifteen 80-token pairs to its length. Sorted, each pass pads only to its own longest.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * lengths[i] <= token_budget:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def forward_step(model, tokenizer, batch: Sequence[Example], config: TrainConfig):
+    """Loss of one optimizer step, summed over its queries and divided by their number; and its pair count."""
+    import torch
+
+    firsts = [e.query for e in batch for _ in range(1 + len(e.negatives))]
+    seconds = [p for e in batch for p in (e.positive, *e.negatives)]
+    enc = tokenizer(firsts, seconds, truncation=True, max_length=config.max_length)  # lists, unpadded
+    lengths = [len(ids) for ids in enc["input_ids"]]
+    parts, where = [], []
+    for idx in micro_batches(lengths, config.token_budget):
+        features = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")  # [n, longest]
+        parts.append(model(**features).logits.squeeze(-1))  # [n]
+        where += idx
+    logits = torch.cat(parts)[torch.argsort(torch.tensor(where))]  # back to example order
+    return group_loss(logits, [1 + len(e.negatives) for e in batch]) / len(batch), len(seconds)
+
+
+def train(model, tokenizer, examples: Sequence[Example], config: TrainConfig) -> TrainStats:
+    """AdamW with linear warm-up and decay over the listwise loss; the model is updated in place."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    steps = batches(examples, config)
+    if not steps:
+        raise ValueError("no training steps: the example list is empty")
+    trainable = freeze(model, config.frozen_layers)
+    logger.info("%d trainable tensors, from %s", len(trainable), trainable[0])
+    optimizer = torch.optim.AdamW(param_groups(model, config))
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * len(steps)), len(steps))
+    model.train()
+    curve: list[tuple[int, float]] = []
+    window: list[float] = []
+    pairs = queries = 0
+    start = time.perf_counter()
+    for step, batch in enumerate(steps, start=1):
+        loss, n_pairs = forward_step(model, tokenizer, batch, config)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        pairs += n_pairs
+        queries += len(batch)
+        window.append(loss.item())
+        if step % LOG_EVERY == 0 or step == len(steps):
+            curve.append((step, sum(window) / len(window)))
+            window = []
+            elapsed = time.perf_counter() - start
+            logger.info("step %d/%d loss %.4f, %.1f pairs/s, %.0f s", step, len(steps), curve[-1][1],
+                        pairs / elapsed, elapsed)
+    seconds_total = time.perf_counter() - start
+    model.eval()
+    return TrainStats(steps=len(steps), queries_seen=queries, pairs_seen=pairs, seconds=seconds_total,
+                      pairs_per_s=pairs / seconds_total, loss_first=curve[0][1], loss_last=curve[-1][1],
+                      loss_curve=tuple(curve))
+
+
+def save(model, tokenizer, directory: Path) -> Path:
+    """config.json (with the identity activation), model.safetensors and the tokenizer files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    return directory
