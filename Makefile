@@ -9,13 +9,14 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= how do I compress files on the command line
 
-.PHONY: help install install-dev demo test export export-all eval test-arm64 clean
+.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean
 
 help:
-	@echo "make demo        set up, build a real-weight model, and rerank Debian package descriptions"
+	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
 	@echo "make test        set up and run the offline test suite"
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
-	@echo "make eval / make test-arm64"
+	@echo "make eval / make default-model / make test-arm64"
+	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +35,20 @@ $(VENV)/.dev: $(PY) pyproject.toml
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-# The main job: a real-weight cross-encoder (all-MiniLM-L6-v2 encoder, fixed-seed head) exported by the
-# export stage into the local store, then used to rank real passages from the shell.
-demo: $(VENV)/.dev
-	@test -f "$$($(PY) -c 'from reranker_onnx.store import store_dir; print(store_dir())')/minilm-l6-cross-encoder/manifest.json" || ( \
-		$(PY) -m export.minilm .cache/checkpoints/minilm-l6-cross-encoder && \
-		$(PY) -m export .cache/checkpoints/minilm-l6-cross-encoder --name minilm-l6-cross-encoder )
-	$(PY) -m export.demo_passages | $(VENV)/bin/rerank-onnx score "$(QUERY)" --model minilm-l6-cross-encoder --top-k 5
+# The main job: rerank real Debian package descriptions with the default model shipped in the package.
+# Needs only the runtime (no torch): this is what a user gets from `pip install .`.
+demo: $(VENV)/.runtime
+	$(PY) -m export.demo_passages | $(VENV)/bin/rerank-onnx score "$(QUERY)" --top-k 5
+
+# Rebuild the bundled default model: train (about 35 min on 2 cores), export with validation, keep one
+# int8 graph, and pin its files and provenance in models.lock.
+DEFAULT_CKPT ?= .cache/default-model/checkpoint
+DEFAULT_EXPORT ?= .cache/exports/default-en
+default-model: $(VENV)/.dev
+	$(PY) -m training.default_model $(DEFAULT_CKPT)
+	$(PY) -m export $(DEFAULT_CKPT) --name default-en --max-length 256 --languages en \
+		--quantize-embeddings yes --validation-queries 40 --output $(DEFAULT_EXPORT)
+	$(PY) -m export.bundle $(DEFAULT_EXPORT) --lock models.lock --training $(DEFAULT_CKPT)/training.json
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
@@ -60,6 +68,18 @@ export-all: $(VENV)/.dev
 # BM25, the bi-encoder baseline and any exported model (MODEL="dir ...", VARIANT="fp32 avx2") on the Debian tasks.
 eval: $(VENV)/.dev
 	$(PY) -m evaluation $(if $(MODEL),--model $(MODEL)) $(if $(VARIANT),--variant $(VARIANT)) --out results/eval
+
+# reranker-onnx against sentence-transformers, FlashRank, fastembed and a bare onnxruntime loop on the same
+# weights and pairs: builds its models under .cache/bench, writes results/bench/bench.{md,json,png}.
+$(VENV)/.bench: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench]'
+	@touch $@ $(VENV)/.dev $(VENV)/.runtime
+
+bench: $(VENV)/.bench
+	$(PY) -m bench
+
+bench-quick: $(VENV)/.bench
+	$(PY) -m bench --quick
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

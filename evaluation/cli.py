@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--queries-ja", type=int, default=DEFAULT_QUERIES["ja"], help="first N queries in hash order")
     p.add_argument("--k", type=int, default=30, help="BM25 candidates per query")
     p.add_argument("--no-bi-encoder", action="store_true", help="skip the all-MiniLM-L6-v2 baseline")
+    p.add_argument("--no-default", action="store_true", help="skip the default model bundled in the package")
     p.add_argument("--out", type=Path, default=Path("results/eval"))
     p.add_argument("--cache-dir", type=Path, default=Path("results/cache"), help="BM25 candidate cache")
     p.add_argument("--no-cache", action="store_true")
@@ -41,12 +42,16 @@ def _run(args: argparse.Namespace) -> str:
     from evaluation.report import write
     from evaluation.scorers import bi_encoder_system, bm25_system, reranker_system
     from evaluation.tasks import debian_task
+    from reranker_onnx.store import default_model
 
     config = BM25Config(k=args.k)
     systems = [bm25_system()]
     if not args.no_bi_encoder:
         systems.append(bi_encoder_system())
-    systems += [reranker_system(m, v) for m in args.model for v in (args.variant or [None])]
+    models = list(args.model)
+    if not args.no_default and default_model() is not None:
+        models.insert(0, str(default_model()))  # the row every other model is read against
+    systems += [reranker_system(m, v) for m in models for v in (args.variant or [None])]
     sizes = {"en": args.queries_en, "ja": args.queries_ja}
     cache = None if args.no_cache else args.cache_dir
     tasks = []

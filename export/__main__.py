@@ -17,6 +17,9 @@ from pathlib import Path
 REPO_LOCK = Path(__file__).resolve().parents[1] / "models.lock"
 
 
+EMBEDDING_CHOICES = {"yes": True, "no": False, "measure": None}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description="Export a cross-encoder to a model directory.")
     parser.add_argument("model", help="a name from models.lock, or a local checkpoint folder")
@@ -26,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-gate", action="store_true", help="random-weight fixtures: record int8 fidelity, do not gate")
     parser.add_argument("--lock", type=Path, default=REPO_LOCK, help="models.lock to read and update")
     parser.add_argument("--languages", help="validation text languages, e.g. en,ja (default: the lock's recipe, else en,ja)")
+    parser.add_argument("--quantize-embeddings", choices=("yes", "no", "measure"),
+                        help="int8 word embeddings (default: the lock's recipe, else measure both and keep the better)")
+    parser.add_argument("--validation-queries", type=int, default=12,
+                        help="validation queries per language, 16 passages each (default 12)")
     parser.add_argument("--report", type=Path, help="also write the export report (JSON) here")
     return parser
 
@@ -35,7 +42,10 @@ def _interrupt(signum, frame):  # SIGTERM unwinds like Ctrl-C, so the temporary 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.validation_queries < 4:
+        parser.error("--validation-queries must be at least 4 (the sensitivity search probes 4 queries)")
     signal.signal(signal.SIGTERM, _interrupt)
     # Progress from this stage at INFO; the quantizer logs every tensor at INFO on the root logger.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -62,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             entry = lookup(args.model, args.lock)
             name = entry.name
+            if entry.repo is None:
+                raise ExportError(f"{name} is trained in this project, not fetched: {entry.notes or 'see models.lock'}")
             revision = entry.revision or resolve_revision(entry.repo)
             checkpoint = fetch_checkpoint(entry.repo, revision)
             source = {"repo": entry.repo, "revision": revision}
@@ -70,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         options = ExportOptions(
             name=name, source=source, max_length=args.max_length or (entry.max_length if entry else None),
             gate=not args.no_gate, languages=tuple(args.languages.split(",") if args.languages else recipe.get("languages", ("en", "ja"))),
-            quantize_embeddings=recipe.get("quantize_embeddings"),
+            quantize_embeddings=EMBEDDING_CHOICES[args.quantize_embeddings] if args.quantize_embeddings
+            else recipe.get("quantize_embeddings"),
+            queries_per_language=args.validation_queries,
         )
         result = export_model(checkpoint, output, options)
         if entry is not None:

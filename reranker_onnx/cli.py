@@ -149,9 +149,12 @@ def list_models() -> None:
     except RerankerError as exc:
         raise _fail(exc) from None
     for name, entry in sorted(entries.items()):
-        where = "installed" if (store_dir() / name / "manifest.json").is_file() else (
-            "pullable" if entry.artifacts.get("url") else "export locally"
-        )
+        if entry.artifacts.get("bundled"):
+            where = "bundled (the default)"
+        elif (store_dir() / name / "manifest.json").is_file():
+            where = "installed"
+        else:
+            where = "pullable" if entry.artifacts.get("url") else "export locally"
         typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
 
 

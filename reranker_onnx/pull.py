@@ -61,6 +61,9 @@ def _download(url: str, dest: Path, sha256: str, size: int) -> None:
 def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path:
     """Install model ``name`` from models.lock into the store and return its directory."""
     entry: LockEntry = lookup(name)
+    if entry.artifacts.get("bundled"):
+        raise DownloadError(f"{entry.name} ships inside the package: there is nothing to pull; "
+                            "use it with no model argument")
     target = store_dir() / entry.name
     if (target / MANIFEST_NAME).is_file() and not force:
         log.info("%s is already installed at %s", entry.name, target)

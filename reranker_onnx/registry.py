@@ -22,7 +22,7 @@ LOCK_VERSION = 1
 @dataclass(frozen=True)
 class LockEntry:
     name: str
-    repo: str  # upstream Hugging Face id
+    repo: str | None  # upstream Hugging Face id; None for a model trained here (see provenance)
     revision: str | None  # full 40-hex commit; None while unknown (the export resolves and records it)
     license: str
     family: str
@@ -31,6 +31,7 @@ class LockEntry:
     recipe: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)  # {"url": ..., "files": {name: {sha256, size}}, ...}
     notes: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
 
 
 def lock_path() -> Path:
@@ -53,7 +54,7 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
     for name, e in data.get("models", {}).items():
         entries[name] = LockEntry(
             name=name,
-            repo=e["repo"],
+            repo=e.get("repo"),
             revision=e.get("revision"),
             license=e["license"],
             family=e["family"],
@@ -62,6 +63,7 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
             recipe=e.get("recipe", {}),
             artifacts=e.get("artifacts", {}),
             notes=e.get("notes", ""),
+            provenance=e.get("provenance", {}),
         )
     return entries
 

@@ -1,0 +1,154 @@
+"""Slim an exported model directory into the one that ships inside the package.
+
+    python -m export.bundle EXPORTED_DIR [--graph avx2] [--out reranker_onnx/models/default]
+                            [--lock models.lock --training CHECKPOINT/training.json]
+
+A wheel has no room for every graph: the fp32 graph alone of a MiniLM-size model is 91 MB, and two
+int8 graphs with their own copy of the embeddings are ~50 MB. The bundle keeps the tokenizer and ONE
+int8 graph, served as every CPU variant. That is correct, not only small: the graph kept is the
+``avx2`` one, whose weights were chosen so that no int8 kernel can saturate (reduced-range or uint8
+weights), so it computes the same integer sums on AVX2, on VNNI and on ARM's 32-bit-accumulating
+kernels, and the fidelity measured at export holds on all of them. What it costs is the precision
+the full-range ``arm64``/``avx512_vnni`` graphs would add on those CPUs; the export's report has
+both numbers. There is no fp32 graph, so a CPU outside the table (x86 without AVX2) gets an error
+that says to pass a variant; ``variant="avx2"`` runs everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from reranker_onnx.errors import RerankerError
+from reranker_onnx.manifest import Manifest, Variant, VerifiedFiles, file_entry, load_verified, read_manifest
+from reranker_onnx.store import bundled_dir, install_atomically
+
+from .families import ExportError
+from .lockfile import read_lock, write_lock
+
+SIZE_BUDGET = 40_000_000  # bytes: everything shipped for the default model
+SERVED_AS = ("avx2", "avx512_vnni", "arm64")
+DEFAULT_OUT = bundled_dir() / "default"
+
+
+def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget: int = SIZE_BUDGET) -> Manifest:
+    """Copy the tokenizer and the ``graph`` variant's file (hash-checked) into ``out``, atomically."""
+    exported, out = Path(exported), Path(out)
+    source = read_manifest(exported)
+    if graph not in source.variants or graph == "fp32":
+        raise ExportError(f"{exported} has no int8 variant {graph!r}; it has {', '.join(sorted(source.variants))}")
+    kept = source.variants[graph]
+    names = (source.tokenizer, kept.file)
+    size = sum(source.files[n].size for n in names)
+    if size > budget:
+        raise ExportError(f"the bundle would be {size / 1e6:.1f} MB, over its {budget / 1e6:.0f} MB budget")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        cache = VerifiedFiles()
+        for name in names:
+            data = load_verified(exported, name, source.files[name], cache)
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, Path):
+                shutil.copyfile(data, tmp / name)
+            else:
+                (tmp / name).write_bytes(data)
+        note = (f"one graph for every CPU: the {graph} graph, whose weights cannot saturate any int8 kernel; "
+                f"fidelity measured on the export host")
+        manifest = Manifest(
+            name=source.name, family=source.family, source=source.source, inputs=source.inputs,
+            max_length=source.max_length, activation=source.activation, tokenizer=source.tokenizer,
+            files={n: file_entry(tmp / n) for n in names},
+            variants={v: Variant(kept.file, kept.quantization, kept.fidelity) for v in SERVED_AS},
+            output=source.output,
+            export={**source.export, "bundle": {"graph": graph, "why": note,
+                                                "dropped": sorted(set(source.files) - set(names))}},
+        )
+        manifest.write(tmp)
+        install_atomically(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance(training_json: Path) -> dict:
+    """What the checkpoint was made from, condensed from its ``training.json``, plus its own hash."""
+    record = json.loads(Path(training_json).read_text(encoding="utf-8"))
+    checkpoint = Path(training_json).parent
+    base = dict(record["base"])
+    weights = Path(base.pop("path", "")) / "model.safetensors"  # the path means nothing elsewhere; its hash does
+    if weights.is_file():
+        base["model.safetensors_sha256"] = _sha256(weights)
+    return {
+        "base": base,
+        "script": "python -m training.default_model (training/), config recorded here",
+        "config": record["config"],
+        "versions": record["versions"],
+        "data": record["data"],
+        "split": record["split"],
+        "examples": {k: record["examples"][k] for k in ("queries", "pairs") if k in record["examples"]},
+        "train": {k: record["train"][k] for k in ("steps", "pairs_seen", "seconds", "pairs_per_s") if k in record["train"]},
+        "checkpoint_sha256": {"model.safetensors": _sha256(checkpoint / "model.safetensors")},
+    }
+
+
+def record_in_lock(lock: Path, manifest: Manifest, out: Path, origin: dict) -> None:
+    """Pin the bundled files and their provenance under the manifest's name in ``models.lock``."""
+    data = read_lock(lock)
+    entry = data["models"].setdefault(manifest.name, {})
+    entry.update({
+        "repo": None, "revision": None, "license": "Apache-2.0", "family": manifest.family,
+        "max_length": manifest.max_length, "activation": manifest.activation,
+        "notes": "trained in this project (training/) and shipped inside the package; nothing to fetch or pull",
+        "provenance": origin,
+        "artifacts": {
+            "bundled": str(out.relative_to(Path(__file__).resolve().parents[1])) if out.is_absolute() else str(out),
+            "files": {n: {"sha256": e.sha256, "size": e.size} for n, e in
+                      {**manifest.files, "manifest.json": file_entry(out / "manifest.json")}.items()},
+            "fidelity": {v: manifest.variants[v].fidelity for v in manifest.variants},
+            "tools": manifest.export.get("tools", {}),
+        },
+    })
+    write_lock(lock, data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m export.bundle", description=__doc__.splitlines()[0])
+    p.add_argument("exported", type=Path, help="a model directory written by python -m export")
+    p.add_argument("--graph", default="avx2", help="the int8 variant to ship (default avx2)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--lock", type=Path, help="models.lock to record the bundle in (with --training)")
+    p.add_argument("--training", type=Path, help="the checkpoint's training.json, for the provenance")
+    args = p.parse_args(argv)
+    if (args.lock is None) != (args.training is None):
+        print("bundle: error: --lock and --training go together", file=sys.stderr)
+        return 2
+    try:
+        origin = provenance(args.training) if args.training else None
+        manifest = bundle(args.exported, args.out, args.graph)
+        if args.lock and origin is not None:
+            record_in_lock(args.lock, manifest, args.out.resolve(), origin)
+    except (ExportError, RerankerError, OSError, KeyError, ValueError) as exc:
+        print(f"bundle: error: {exc}", file=sys.stderr)
+        return 1
+    total = sum(e.size for e in manifest.files.values())
+    print(f"bundled {manifest.name} into {args.out}: {total / 1e6:.1f} MB, variants {', '.join(SERVED_AS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
