@@ -13,6 +13,8 @@ Checks, on the model directories and fp32 reference scores that the x86 side wro
 4. The CLI end to end: ``rerank-onnx info`` and ``score --json`` exit 0 with the expected output and the
    API's scores; a bad ``--variant`` exits 2 with one line on stderr.
 5. The runtime did not import torch, transformers, optimum or onnx.
+6. The default model shipped in the package loads with no argument, picks arm64, and ranks like its own
+   graph on x86 (check_default).
 
     python check_arm64.py REFERENCE_JSON --core NAME --dotprod yes|no [--report OUT_JSON]
 Exit status 0 when every check passed, 1 otherwise.
@@ -164,6 +166,39 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
     return checks, measured
 
 
+def check_default(item: dict[str, Any]) -> list[Check]:
+    """The model bundled in the package, loaded with no argument, against its own graph's x86 scores.
+
+    Its one int8 graph serves every CPU, so there is no fp32 to compare with: arm64 and x86 run the same
+    graph through different int8 kernels, which may round apart by up to the export's measured int8
+    error (fidelity max_abs_diff); the ranking must agree and clear top-1 calls must match.
+    """
+    from reranker_onnx import Reranker
+
+    reranker = Reranker(max_length=item["max_length"], threads=1)
+    checks = [Check("default model: loads with no argument, variant arm64", reranker.variant == "arm64",
+                    f"{reranker.manifest.name} at {reranker.model_dir}: {reranker.variant_reason}")]
+    noise = float(reranker.manifest.variants["arm64"].fidelity.get("max_abs_diff", 0.0))
+    got_all: list[float] = []
+    ref_all: list[float] = []
+    worst = 0.0
+    for query, passages, ref in zip(item["queries"], item["passages"], item["x86"]):
+        got = reranker.score(query, passages)
+        worst = max(worst, max(abs(x - y) for x, y in zip(got, ref)))
+        margin = ref[argmax(ref)] - sorted(ref)[-2]
+        if margin > TOP1_MARGIN_FACTOR * noise:
+            checks.append(Check(f"default model: {query[:32]!r} top-1 = x86 top-1", argmax(got) == argmax(ref),
+                                f"arm64 {argmax(got)}, x86 {argmax(ref)} (x86 margin {margin:.3f})"))
+        got_all += got
+        ref_all += ref
+    checks.append(Check(f"default model: arm64 within {INT8_ERROR_FACTOR:g} x the export's int8 error of x86",
+                        worst <= INT8_ERROR_FACTOR * max(noise, INT8_ERROR_FLOOR),
+                        f"max |arm64 - x86| = {worst:.3f}, int8 error at export {noise:.3f}"))
+    rho = spearman(got_all, ref_all)
+    checks.append(Check(f"default model: Spearman vs x86 >= {SPEARMAN_MIN}", rho >= SPEARMAN_MIN, f"rho = {rho:.4f}"))
+    return checks
+
+
 def _last_line(done: subprocess.CompletedProcess[str]) -> str:
     lines = (done.stderr or done.stdout).strip().splitlines()
     return f"exit {done.returncode}" + (f": {lines[-1][:200]}" if lines else "")
@@ -225,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"time  {model['name']}: {time.monotonic() - started:.0f} s")
         checks += model_checks
         measured.append(model_scores)
+    if reference.get("default"):
+        checks += check_default(reference["default"])
     heavy = sorted(m for m in HEAVY_MODULES if m in sys.modules)
     checks.append(Check("runtime imported nothing heavy", not heavy, ", ".join(heavy) or "none of " + ", ".join(HEAVY_MODULES)))
     first = reference["models"][0]

