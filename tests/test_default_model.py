@@ -98,3 +98,14 @@ def test_a_copy_without_its_graph_is_a_clear_error(shipped: Path, tmp_path: Path
     (copy / read_manifest(copy).variants["avx2"].file).unlink()
     with pytest.raises(IntegrityError, match="is missing"):
         Reranker(copy)
+
+
+def test_the_default_is_neither_pulled_nor_fetched(capsys: pytest.CaptureFixture[str]) -> None:
+    from export.__main__ import main as export_main
+    from reranker_onnx.errors import DownloadError
+    from reranker_onnx.pull import pull_model
+
+    with pytest.raises(DownloadError, match="ships inside the package"):
+        pull_model("default-en")
+    assert export_main(["default-en"]) == 1
+    assert "trained in this project" in capsys.readouterr().err

@@ -121,13 +121,18 @@ def test_unknown_model_name_lists_the_known_ones():
 def test_lock_schema_and_families():
     raw = json.loads((ROOT / LOCK_NAME).read_text())
     entries = load_lock(ROOT / LOCK_NAME)
-    assert len(entries) == 5 and raw["lock_version"] == 1
+    seeds = {n: e for n, e in entries.items() if e.repo is not None}
+    trained = {n: e for n, e in entries.items() if e.repo is None}
+    assert len(seeds) == 5 and set(trained) == {"default-en"} and raw["lock_version"] == 1
     for name, entry in entries.items():
         assert entry.family in FAMILIES, name
         assert entry.activation in ("identity", "sigmoid")
+        assert entry.license in ("MIT", "Apache-2.0")
+    for name, entry in seeds.items():
         assert entry.revision is None or (len(entry.revision) == 40 and int(entry.revision, 16) >= 0)
         assert entry.revision or "unknown" in entry.notes, f"{name}: an unpinned revision must say why"
-        assert entry.license in ("MIT", "Apache-2.0")
+    for name, entry in trained.items():  # no upstream: where it came from must be recorded instead
+        assert {"base", "data", "split", "config", "checkpoint_sha256"} <= set(entry.provenance), name
 
 
 def test_reexport_gives_the_same_hashes(checkpoint, exported, tmp_path):
