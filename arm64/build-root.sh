@@ -42,7 +42,8 @@ mkdir -p "$wheels"
 log "downloading aarch64 wheels into $wheels"
 PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS='' python3 -m pip download --quiet --dest "$wheels" \
   "${WHEEL_PLATFORMS[@]}" --only-binary=:all: --python-version 3.11 --implementation cp \
-  --no-deps --require-hashes -r "$LANE_DIR/requirements-arm64.txt"
+  --no-deps --require-hashes -r "$LANE_DIR/requirements-arm64.txt" \
+  || unavailable "cannot download the pinned aarch64 wheels from PyPI"
 
 # 2. The Debian root. A merged mirror cache keeps a rebuild after an interruption short.
 mirror=$(host_mirror)
@@ -52,7 +53,7 @@ log "debootstrap $SUITE arm64 from $mirror (about 5 min)"
 unshare --mount --propagation private debootstrap --arch=arm64 --variant=minbase --cache-dir="$CACHE_DIR/debs" \
   --include=python3,python3-venv,python3-pip,ca-certificates \
   "$SUITE" "$tmp" "$mirror" >"$CACHE_DIR/debootstrap.log" 2>&1 \
-  || die "debootstrap failed; see $CACHE_DIR/debootstrap.log"
+  || unavailable "debootstrap failed; see $CACHE_DIR/debootstrap.log"
 
 # So that pip also works by hand inside the root: DNS, and the host's CA bundle (it may hold a proxy CA).
 cp -L /etc/resolv.conf "$tmp/etc/resolv.conf"

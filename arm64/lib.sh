@@ -11,6 +11,10 @@ VENV=/opt/lane/venv
 
 log() { printf '[arm64] %s\n' "$*" >&2; }
 die() { printf '[arm64] error: %s\n' "$*" >&2; exit 1; }
+# The host cannot emulate aarch64 at all (not root, no binfmt_misc, no Debian mirror): exit 3, so CI can
+# tell "the lane could not start here" from "the lane ran and a check failed" (exit 1).
+EXIT_UNAVAILABLE=3
+unavailable() { printf '[arm64] cannot emulate aarch64 on this host: %s\n' "$*" >&2; exit "$EXIT_UNAVAILABLE"; }
 
 # Board profiles: the emulated core (QEMU_CPU) and the /proc/cpuinfo the guest sees always go together,
 # so the runtime's detection and onnxruntime's kernel choice see the same CPU.
@@ -37,7 +41,7 @@ board_cpuinfo() {
   esac
 }
 
-need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, chroot and mounts need it); try: sudo $0"; }
+need_root() { [[ $(id -u) -eq 0 ]] || unavailable "must run as root (debootstrap, chroot and mounts need it); try: sudo $0"; }
 
 # Install the host tools from Debian if missing, and make sure the kernel runs aarch64 ELF files via qemu.
 ensure_host_tools() {
@@ -48,14 +52,15 @@ ensure_host_tools() {
   command -v unshare >/dev/null || missing+=(util-linux)
   if ((${#missing[@]})); then
     log "installing host packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; } \
+      || unavailable "cannot install ${missing[*]} from Debian"
   fi
   if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc"
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || unavailable "cannot mount binfmt_misc"
   fi
   if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
-    update-binfmts --enable qemu-aarch64 >&2 || die "cannot register qemu-aarch64 with binfmt_misc"
+    update-binfmts --enable qemu-aarch64 >&2 || unavailable "cannot register qemu-aarch64 with binfmt_misc"
   fi
   # 'F' (fix binary): the kernel keeps the interpreter open, so it need not exist inside the root.
   grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
