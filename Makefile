@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 MODEL ?=
 EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
-QUERY ?= how do I compress files on the command line
+QUERY ?= tool to compress and archive files
 
 .PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean
 
