@@ -10,8 +10,8 @@ int8 graph, served as every CPU variant. That is correct, not only small: the gr
 weights), so it computes the same integer sums on AVX2, on VNNI and on ARM's 32-bit-accumulating
 kernels, and the fidelity measured at export holds on all of them. What it costs is the precision
 the full-range ``arm64``/``avx512_vnni`` graphs would add on those CPUs; the export's report has
-both numbers. There is no fp32 graph, so a CPU outside the table (x86 without AVX2) gets an error
-that says to pass a variant; ``variant="avx2"`` runs everywhere.
+both numbers. There is no fp32 graph: a CPU outside the table (x86 without AVX2) gets the ``avx2``
+graph too (``cpu.choose_variant``).
 """
 
 from __future__ import annotations

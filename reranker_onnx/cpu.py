@@ -367,6 +367,9 @@ def choose_variant(cpu: CpuFeatures, available: Iterable[str], requested: str | 
         return VariantChoice(variant, f"{host}: {variant} ({why})")
     if "fp32" in shipped:
         return VariantChoice("fp32", f"{host}; this model does not ship {variant}, so fp32 instead")
+    if "avx2" in shipped:  # e.g. the bundled default model: one int8 graph, no fp32
+        return VariantChoice("avx2", f"{host}; this model ships neither {variant} nor fp32, so avx2, "
+                                     "whose int8 weights cannot saturate on any CPU")
     wanted = "'fp32'" if variant == "fp32" else f"{variant!r} or 'fp32'"
     raise VariantError(
         f"{host} needs variant {wanted}, which this model does not ship (it ships: {listing}); "
