@@ -39,12 +39,12 @@ DEFAULT_OUT = bundled_dir() / "default"
 def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget: int = SIZE_BUDGET) -> Manifest:
     """Copy the tokenizer and the ``graph`` variant's file (hash-checked) into ``out``, atomically."""
     exported, out = Path(exported), Path(out)
-    source = read_manifest(exported)
-    if graph not in source.variants or graph == "fp32":
-        raise ExportError(f"{exported} has no int8 variant {graph!r}; it has {', '.join(sorted(source.variants))}")
-    kept = source.variants[graph]
-    names = (source.tokenizer, kept.file)
-    size = sum(source.files[n].size for n in names)
+    full = read_manifest(exported)
+    if graph not in full.variants or graph == "fp32":
+        raise ExportError(f"{exported} has no int8 variant {graph!r}; it has {', '.join(sorted(full.variants))}")
+    kept = full.variants[graph]
+    names = (full.tokenizer, kept.file)
+    size = sum(full.files[n].size for n in names)
     if size > budget:
         raise ExportError(f"the bundle would be {size / 1e6:.1f} MB, over its {budget / 1e6:.0f} MB budget")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget:
     try:
         cache = VerifiedFiles()
         for name in names:
-            data = load_verified(exported, name, source.files[name], cache)
+            data = load_verified(exported, name, full.files[name], cache)
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, Path):
                 shutil.copyfile(data, tmp / name)
@@ -60,14 +60,16 @@ def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget:
                 (tmp / name).write_bytes(data)
         note = (f"one graph for every CPU: the {graph} graph, whose weights cannot saturate any int8 kernel; "
                 f"fidelity measured on the export host")
+        where = full.source if "repo" in full.source else {  # not a path on the machine that built it
+            "trained": "python -m training.default_model", "provenance": f"models.lock: {full.name}"}
         manifest = Manifest(
-            name=source.name, family=source.family, source=source.source, inputs=source.inputs,
-            max_length=source.max_length, activation=source.activation, tokenizer=source.tokenizer,
+            name=full.name, family=full.family, source=where, inputs=full.inputs,
+            max_length=full.max_length, activation=full.activation, tokenizer=full.tokenizer,
             files={n: file_entry(tmp / n) for n in names},
             variants={v: Variant(kept.file, kept.quantization, kept.fidelity) for v in SERVED_AS},
-            output=source.output,
-            export={**source.export, "bundle": {"graph": graph, "why": note,
-                                                "dropped": sorted(set(source.files) - set(names))}},
+            output=full.output,
+            export={**full.export, "bundle": {"graph": graph, "why": note,
+                                              "dropped": sorted(set(full.files) - set(names))}},
         )
         manifest.write(tmp)
         install_atomically(tmp, out)
