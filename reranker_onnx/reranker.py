@@ -61,7 +61,9 @@ class Reranker:
     ``model`` is a model directory, a name in the local store, or None for the bundled default.
     ``variant`` forces a graph ("fp32", "avx2", "avx512_vnni", "arm64"); by default the one for this
     CPU is chosen (``RERANKER_ONNX_VARIANT`` overrides). ``max_length`` may lower the model's limit.
-    ``session_config`` adds onnxruntime session config entries (experts only).
+    ``token_budget`` (rows × padded length per batch) bounds memory: 2048 tokens by default, or the
+    model's max_length if larger. ``session_config`` adds onnxruntime session config entries (experts
+    only); idle intra-op threads sleep unless it sets ``session.intra_op.allow_spinning``.
     """
 
     def __init__(
