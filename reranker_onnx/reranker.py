@@ -88,7 +88,8 @@ class Reranker:
         if threads is not None and threads < 1:
             raise InputError("threads must be at least 1")
         self.threads = threads or default_threads()
-        token_budget = token_budget or max(DEFAULT_TOKEN_BUDGET, self.max_length)
+        if token_budget is None:
+            token_budget = max(DEFAULT_TOKEN_BUDGET, self.max_length)
         if token_budget < self.max_length:
             raise InputError(f"token_budget must be at least max_length ({self.max_length})")
         self.token_budget, self.max_rows = token_budget, max_rows

@@ -165,6 +165,12 @@ def test_max_length_beyond_the_model_is_refused(exported):
         Reranker(exported("bert"), max_length=4096)
 
 
+@pytest.mark.parametrize("budget", [0, 511])
+def test_a_token_budget_below_max_length_is_refused(exported, budget):
+    with pytest.raises(InputError, match=r"token_budget must be at least max_length \(512\)"):
+        Reranker(exported("bert"), token_budget=budget)
+
+
 def test_batches_respect_the_budget_and_never_pad_a_short_pair_far():
     from reranker_onnx.batching import PAD_SLACK, plan_batches
 
