@@ -17,7 +17,6 @@ graph too (``cpu.choose_variant``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -65,7 +64,7 @@ def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget:
         manifest = Manifest(
             name=full.name, family=full.family, source=where, inputs=full.inputs,
             max_length=full.max_length, activation=full.activation, tokenizer=full.tokenizer,
-            files={n: file_entry(tmp / n) for n in names},
+            files={n: full.files[n] for n in names},  # load_verified checked the copied bytes against these
             variants={v: Variant(kept.file, kept.quantization, kept.fidelity) for v in SERVED_AS},
             output=full.output,
             export={**full.export, "bundle": {"graph": graph, "why": note,
@@ -79,14 +78,6 @@ def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget:
     return manifest
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def provenance(training_json: Path) -> dict:
     """What the checkpoint was made from, condensed from its ``training.json``, plus its own hash."""
     record = json.loads(Path(training_json).read_text(encoding="utf-8"))
@@ -94,7 +85,7 @@ def provenance(training_json: Path) -> dict:
     base = dict(record["base"])
     weights = Path(base.pop("path", "")) / "model.safetensors"  # the path means nothing elsewhere; its hash does
     if weights.is_file():
-        base["model.safetensors_sha256"] = _sha256(weights)
+        base["model.safetensors_sha256"] = file_entry(weights).sha256
     return {
         "base": base,
         "script": "python -m training.default_model (training/), config recorded here",
@@ -104,7 +95,7 @@ def provenance(training_json: Path) -> dict:
         "split": record["split"],
         "examples": {k: record["examples"][k] for k in ("queries", "pairs") if k in record["examples"]},
         "train": {k: record["train"][k] for k in ("steps", "pairs_seen", "seconds", "pairs_per_s") if k in record["train"]},
-        "checkpoint_sha256": {"model.safetensors": _sha256(checkpoint / "model.safetensors")},
+        "checkpoint_sha256": {"model.safetensors": file_entry(checkpoint / "model.safetensors").sha256},
     }
 
 
