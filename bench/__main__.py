@@ -12,9 +12,10 @@ import os
 import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from export.versions import tool_versions
 
 from . import data, experiments, models, report, suite
 from .engines import ENGINES
@@ -69,13 +70,7 @@ def _loadavg() -> str:
 
 def _versions() -> str:
     names = ("onnxruntime", "numpy", "tokenizers", "torch", "sentence-transformers", "FlashRank", "fastembed")
-    out = [f"python {platform.python_version()}"]
-    for name in names:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} absent")
-    return ", ".join(out)
+    return ", ".join(f"{name} {v}" for name, v in tool_versions(names).items())
 
 
 def _host() -> str:

@@ -46,14 +46,10 @@ STAMP = ".bench-stamp"  # in each built folder: the hash of the code that built 
 
 
 def _code_hash(*globs: str) -> str:
-    """sha256 over the named source files, so a change in the export stage rebuilds what it made."""
-    import hashlib
+    """Digest of the named source files, so a change in the export stage rebuilds what it made."""
+    from export.versions import source_digest
 
-    digest = hashlib.sha256()
-    for pattern in globs:
-        for path in sorted(REPO.glob(pattern)):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_digest(path for pattern in globs for path in REPO.glob(pattern))
 
 
 def _fresh(folder: Path, marker: str, stamp: str) -> bool:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +28,7 @@ from .convert import fuse, graph_inputs, to_onnx
 from .families import ExportError, Family, detect_family, max_length_of, read_config
 from .reference import reference_scores
 from .tokenizer import write_tokenizer
+from .versions import tool_versions
 from .validation import FP32_TOLERANCE, INT8_MIN_NDCG_RATIO, ValidationSet, ranking_agreement, validation_set
 
 log = logging.getLogger(__name__)
@@ -58,16 +57,6 @@ class ExportResult:
     directory: Path
     manifest: Manifest
     report: dict[str, Any]
-
-
-def tool_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for tool in TOOLS:
-        try:
-            versions[tool] = metadata.version(tool)
-        except metadata.PackageNotFoundError:
-            versions[tool] = "absent"
-    return versions
 
 
 class _Workspace:
@@ -209,7 +198,7 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
             path.unlink()
             ws.forget(rel)
     export_info = {
-        "tools": tool_versions(),
+        "tools": tool_versions(TOOLS),
         "gate": opts.gate,
         "validation": {"pairs": len(vset.pairs), "queries": len(vset.groups), "languages": list(vset.languages)},
         "fusion": {k: v for k, v in report["fusion"].items() if not k.endswith("_s")},

