@@ -7,7 +7,6 @@ never touches the previous one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -357,7 +356,7 @@ def _share_identical(root: Path, chosen: dict[str, Variant], ws: _Workspace) -> 
     """Variants whose graphs are byte-identical (arm64 and avx512_vnni usually are) share one file."""
     by_hash: dict[str, str] = {}
     for name, variant in sorted(chosen.items()):
-        digest = hashlib.sha256((root / variant.file).read_bytes()).hexdigest()
+        digest = ws.entry(variant.file).sha256  # hashed once; the manifest reuses it
         if digest in by_hash and by_hash[digest] != variant.file:
             (root / variant.file).unlink()
             ws.forget(variant.file)
