@@ -5,8 +5,8 @@ depends on the CPU, and that decides the preset:
 
 * x86 with AVX2 but no VNNI: the u8×s8 kernel (VPMADDUBSW) adds pairs of products into a saturating
   16-bit lane; 255·127·2 overflows it. Either quantize weights to 7 bits (``reduce_range``: 255·64·2
-  fits) or use uint8 weights (the u8×u8 kernel widens first and never saturates). The export measures
-  both and keeps the better.
+  fits) or use uint8 weights (the u8×u8 kernel widens first and never saturates, but is slower). The
+  export measures both and keeps the 7-bit graph unless uint8 ranks clearly better (``pipeline._pick``).
 * x86 with AVX512-VNNI or AVX-VNNI: VPDPBUSD accumulates straight into 32 bits, so full-range int8.
 * arm64: the NEON/dot-product kernels also accumulate in 32 bits: full-range int8, per channel.
 

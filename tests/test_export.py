@@ -142,3 +142,24 @@ def test_reexport_gives_the_same_hashes(checkpoint, exported, tmp_path):
     export_model(checkpoint("bert"), again, opts)
     first, second = read_manifest(exported("bert")), read_manifest(again)
     assert {k: v.sha256 for k, v in first.files.items()} == {k: v.sha256 for k, v in second.files.items()}
+
+
+def _candidate(preset, ndcg: float, size: int) -> pipeline._Candidate:
+    return pipeline._Candidate(preset, embed=size < 10, keep_fp32=(), rel=f"{preset.file}.{size}", recipe={},
+                               fidelity={"ndcg_at_10": ndcg, "size": size})
+
+
+def test_avx2_pick_prefers_the_faster_kernel_unless_uint8_ranks_clearly_better():
+    fast, slow = pipeline.q.AVX2_CANDIDATES  # 7-bit int8 (u8×s8 kernel), uint8 (u8×u8 kernel)
+    pick = pipeline._pick
+    # Within KERNEL_TOLERANCE: the faster kernel, and its smaller file when that ranks as well.
+    chosen = pick([_candidate(fast, 0.983, 4), _candidate(fast, 0.984, 16), _candidate(slow, 0.988, 4)], gate=False)
+    assert (chosen.preset, chosen.fidelity["size"]) == (fast, 4)
+    # A smaller file that ranks worse than EMBEDDING_TOLERANCE is not taken.
+    chosen = pick([_candidate(fast, 0.970, 4), _candidate(fast, 0.975, 16), _candidate(slow, 0.972, 4)], gate=False)
+    assert (chosen.preset, chosen.fidelity["size"]) == (fast, 16)
+    # uint8 clearly better: the slower kernel is worth it.
+    assert pick([_candidate(fast, 0.960, 4), _candidate(slow, 0.990, 4)], gate=False).preset == slow
+    # Gated: only candidates that pass the gate compete, even within tolerance.
+    assert pick([_candidate(fast, 0.986, 4), _candidate(slow, 0.991, 4)], gate=True).preset == slow
+    assert pick([_candidate(fast, 0.995, 4), _candidate(slow, 0.999, 4)], gate=True).preset == fast
