@@ -27,8 +27,8 @@ from .convert import fuse, graph_inputs, to_onnx
 from .families import ExportError, Family, detect_family, max_length_of, read_config
 from .reference import reference_scores
 from .tokenizer import write_tokenizer
-from .versions import tool_versions
 from .validation import FP32_TOLERANCE, INT8_MIN_NDCG_RATIO, ValidationSet, ranking_agreement, validation_set
+from .versions import tool_versions
 
 log = logging.getLogger(__name__)
 
