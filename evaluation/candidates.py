@@ -13,11 +13,11 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from evaluation.bm25 import TOKENIZER_VERSION, BM25Config, top_k
 from evaluation.tasks import Task
+from export.versions import tool_versions
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +30,6 @@ class Candidates:
     cached: bool  # True when read from the cache
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
 def cache_key(task: Task, config: BM25Config) -> str:
     """sha256 of everything the candidates depend on."""
     parts = {
@@ -44,8 +37,7 @@ def cache_key(task: Task, config: BM25Config) -> str:
         "lang": task.lang,
         "bm25": asdict(config),
         "tokenizer": TOKENIZER_VERSION,
-        "bm25s": _version("bm25s"),
-        "PyStemmer": _version("PyStemmer"),
+        "versions": tool_versions(("bm25s", "PyStemmer")),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

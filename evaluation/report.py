@@ -9,7 +9,6 @@ import platform
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from evaluation.bm25 import TOKENIZER_VERSION, BM25Config
@@ -17,6 +16,7 @@ from evaluation.candidates import Candidates
 from evaluation.harness import Result
 from evaluation.split import definition
 from evaluation.tasks import Task
+from export.versions import tool_versions
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +50,13 @@ NOTES = (
 
 def environment() -> dict[str, object]:
     """Interpreter, machine and the versions of every package that can change a figure."""
-    versions: dict[str, str | None] = {}
-    for dist in PACKAGES:
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = None
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "loadavg_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "packages": versions,
+        "packages": tool_versions(PACKAGES),
     }
 
 
