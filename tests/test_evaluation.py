@@ -267,3 +267,27 @@ def test_bi_encoder_prefers_the_relevant_passage() -> None:
 
     scores = bi_encoder_system().scorer("a pet that purrs", [ANIMALS[3].body, ANIMALS[0].body])
     assert scores[1] > scores[0]
+
+
+def test_ceiling_ties_near_copies_of_the_relevant_passage():
+    from evaluation.candidates import Candidates
+    from evaluation.ceiling import ceiling, tied_reciprocal_rank
+    from evaluation.tasks import Query, Task
+
+    assert tied_reciprocal_rank(0) == 1.0
+    assert tied_reciprocal_rank(1) == pytest.approx((1 + 1 / 2) / 2)
+    assert tied_reciprocal_rank(11) == pytest.approx(sum(1 / r for r in range(1, 11)) / 12)  # ranks past 10 score 0
+
+    corpus = ("ssh client and server for secure remote logins",
+              "ssh client and server for secure remote logins documentation",  # a near-copy of 0
+              "image viewer for the desktop",
+              "library for reading compressed archives")
+    queries = (Query("q0", "openssh", "secure shell", 0),  # its near-copy is a candidate
+               Query("q1", "viewer", "view images", 2),  # no near-copy
+               Query("q2", "libarchive", "archive library", 3))  # missed by the first stage
+    task = Task(name="t", lang="en", corpus=corpus, queries=queries, record={})
+    cands = Candidates(doc_ids=((1, 0, 2), (0, 2, 1), (0, 1, 2)), scores=((3.0, 2.0, 1.0),) * 3, seconds=0.0, cached=False)
+    row = ceiling(task, cands, threshold=0.8)
+    assert row["queries_with_near_copies"] == 1
+    assert row["mrr_at_10_ceiling"] == pytest.approx((0.75 + 1.0 + 0.0) / 3)
+    assert ceiling(task, cands, threshold=1.0)["mrr_at_10_ceiling"] == pytest.approx(2 / 3)
