@@ -5,9 +5,11 @@
   tokenizer, session), and session creation under other settings: optimization level, a graph saved
   already optimized and loaded with optimizations off, weight prepacking off. Each setting's scores
   are compared with the default's, so a faster load that changes results is visible.
-* ``task_throughput_options`` (worker): warm throughput of reranker-onnx with one default changed at
-  a time (pad slack, token budget, threads, spinning), in interleaved rounds; the first pass of each
-  also gives its peak memory above the RSS before it. A default that loses here has earned its place.
+* ``task_throughput_options`` (worker) and ``option_sweep``: warm throughput of reranker-onnx with one
+  default changed at a time (pad slack, token budget, threads, spinning), each option in a fresh
+  process per round, in rotated order; the first pass also gives its peak memory above the RSS before
+  it. A default that loses here has earned its place. Fresh processes, because in a shared process a
+  spinning thread pool keeps spinning while the next option is measured, and flatters the spinner.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,30 @@ def task_throughput_options(spec: dict) -> dict:
         "pad_slack": batching.PAD_SLACK, "token_budget": default.token_budget, "max_rows": default.max_rows,
         "threads": default.threads}, "configs": {
         label: {"pairs_per_s": stats.median(v), "spread": stats.spread(v), "first_pass_peak_above_mb": peak_above[label]}
+        for label, v in rates.items()}}
+
+
+def option_sweep(measure: Callable[[dict], dict], rounds: int, configs: list[dict] | None = None) -> dict:
+    """Median pairs/s and spread per option over ``rounds``; ``measure(config)`` runs one pass of one
+    option in a fresh worker (``task_throughput_options`` with that config alone). The order rotates
+    each round, so no option always runs first after the others' files are paged in."""
+    configs = configs or THROUGHPUT_CONFIGS
+    rates: dict[str, list[float]] = {c["label"]: [] for c in configs}
+    peaks: dict[str, float] = {}
+    defaults: dict = {}
+    pairs = 0
+    for round_ in range(rounds):
+        shift = round_ % len(configs)
+        for c in configs[shift:] + configs[:shift]:
+            out = measure(c)
+            row = out["configs"][c["label"]]
+            rates[c["label"]].append(row["pairs_per_s"])
+            peaks.setdefault(c["label"], row["first_pass_peak_above_mb"])
+            pairs = out["pairs_per_pass"]
+            if c is configs[0]:
+                defaults = out["defaults"]
+    return {"pairs_per_pass": pairs, "defaults": defaults, "configs": {
+        label: {"pairs_per_s": stats.median(v), "spread": stats.spread(v), "first_pass_peak_above_mb": peaks[label]}
         for label, v in rates.items()}}
 
 

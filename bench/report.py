@@ -138,7 +138,7 @@ def _experiment_lines(exp: dict[str, Any]) -> list[str]:
                          f"{v['max_abs_diff_vs_default']:.2e} | {v['file_mb']:.1f} |")
     for size, t in exp.get("throughput", {}).items():
         defaults = ", ".join(f"{k} {v}" for k, v in t.get("defaults", {}).items())
-        lines += ["", f"Throughput options ({size}, {t['pairs_per_pass']} pairs per pass, interleaved rounds; "
+        lines += ["", f"Throughput options ({size}, {t['pairs_per_pass']} pairs per pass, each option in a fresh process per round; "
                   f"each row changes one default of: {defaults}):", "",
                   "| setting | pairs/s median [min–max] | first-pass peak above RSS MB |", "| --- | ---: | ---: |"]
         for label, v in t["configs"].items():

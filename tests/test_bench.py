@@ -131,3 +131,22 @@ def test_throughput_configs_measure_one_change_against_the_defaults():
     assert ({"threads": 1}, None) in changes
     assert ({"session_config": {"session.intra_op.allow_spinning": "1"}}, None) in changes
     assert len({c["label"] for c in experiments.THROUGHPUT_CONFIGS}) == len(experiments.THROUGHPUT_CONFIGS)
+
+
+def test_option_sweep_runs_each_option_alone_in_rotated_rounds():
+    configs = [{"label": "default"}, {"label": "a"}, {"label": "b"}]
+    calls: list[str] = []
+
+    def measure(config: dict) -> dict:  # stands in for one fresh worker process
+        calls.append(config["label"])
+        rate = {"default": 100.0, "a": 110.0, "b": 90.0}[config["label"]] + len(calls)
+        return {"pairs_per_pass": 200, "defaults": {"token_budget": 2048 if config["label"] == "default" else 1},
+                "configs": {config["label"]: {"pairs_per_s": rate, "first_pass_peak_above_mb": float(len(calls))}}}
+
+    out = experiments.option_sweep(measure, rounds=3, configs=configs)
+    assert calls == ["default", "a", "b", "a", "b", "default", "b", "default", "a"]
+    assert out["defaults"] == {"token_budget": 2048}  # from the default config's own process only
+    assert out["configs"]["default"]["pairs_per_s"] == 100.0 + 6  # median of 101, 106, 108
+    assert out["configs"]["a"]["spread"] == (112.0, 119.0)
+    assert out["configs"]["b"]["first_pass_peak_above_mb"] == 3.0  # its first round's
+    assert out["pairs_per_pass"] == 200
