@@ -220,9 +220,9 @@ def _experiments(model_paths: dict, workload_path: Path, args: argparse.Namespac
             if key != "tinybert-l2":  # the option sweep costs minutes per MiniLM pass: TinyBERT-size only
                 continue
             groups = OPTION_GROUPS[:1] if args.quick else OPTION_GROUPS
-            spec = {"model": model, "workload": str(workload_path), "groups": groups, "rounds": 1}
+            spec = {"model": model, "workload": str(workload_path), "groups": groups}
             out["throughput"][key] = experiments.option_sweep(
-                lambda c, spec=spec: run_worker("throughput-options", {**spec, "configs": [c]}).out, repeats)
+                lambda c, spec=spec: run_worker("throughput-options", {**spec, "config": c}).out, repeats)
         except WorkerError as exc:
             out.setdefault("failed", {})[key] = str(exc)
             _say(f"  {key}: experiment failed: {str(exc).splitlines()[0]}")

@@ -141,44 +141,35 @@ def _pad_slack(value: float | None) -> Iterator[None]:
 
 
 def task_throughput_options(spec: dict) -> dict:
+    """One warm pass of one option (``spec["config"]``) in this fresh process: its pairs/s, the peak
+    memory of the pass above the RSS before it, and the Reranker's resulting settings."""
     from reranker_onnx import Reranker, batching
 
     from .worker import reset_peak, status_kb
 
     workload = json.loads(Path(spec["workload"]).read_text(encoding="utf-8"))
     groups = [workload["groups"][i] for i in spec["groups"]]
-    configs = spec["configs"]
-    rerankers = {c["label"]: Reranker(spec["model"]["runtime_dir"], **c["options"]) for c in configs}
-    for c in configs:
-        with _pad_slack(c.get("pad_slack")):
-            rerankers[c["label"]].score(groups[0]["query"], groups[0]["passages"][:1])
-    rates: dict[str, list[float]] = {c["label"]: [] for c in configs}
-    peak_above: dict[str, float] = {}
+    config = spec["config"]
+    reranker = Reranker(spec["model"]["runtime_dir"], **config["options"])
     pairs = sum(len(g["passages"]) for g in groups)
-    for round_ in range(spec["rounds"]):
-        for c in configs[round_ % len(configs):] + configs[: round_ % len(configs)]:
-            reranker = rerankers[c["label"]]
-            with _pad_slack(c.get("pad_slack")):
-                before = status_kb("VmRSS")
-                reset_peak()
-                start = time.perf_counter()
-                for g in groups:
-                    reranker.score(g["query"], g["passages"])
-                rates[c["label"]].append(pairs / (time.perf_counter() - start))
-            if c["label"] not in peak_above:
-                peak_above[c["label"]] = (status_kb("VmHWM") - before) / 1024
-    default = rerankers[configs[0]["label"]]
-    return {"pairs_per_pass": pairs, "defaults": {
-        "pad_slack": batching.PAD_SLACK, "token_budget": default.token_budget, "max_rows": default.max_rows,
-        "threads": default.threads}, "configs": {
-        label: {"pairs_per_s": stats.median(v), "spread": stats.spread(v), "first_pass_peak_above_mb": peak_above[label]}
-        for label, v in rates.items()}}
+    with _pad_slack(config.get("pad_slack")):
+        reranker.score(groups[0]["query"], groups[0]["passages"][:1])
+        before = status_kb("VmRSS")
+        reset_peak()
+        start = time.perf_counter()
+        for g in groups:
+            reranker.score(g["query"], g["passages"])
+        rate = pairs / (time.perf_counter() - start)
+        settings = {"pad_slack": batching.PAD_SLACK, "token_budget": reranker.token_budget,
+                    "max_rows": reranker.max_rows, "threads": reranker.threads}
+    return {"pairs_per_pass": pairs, "pairs_per_s": rate,
+            "first_pass_peak_above_mb": (status_kb("VmHWM") - before) / 1024, "settings": settings}
 
 
 def option_sweep(measure: Callable[[dict], dict], rounds: int, configs: list[dict] | None = None) -> dict:
     """Median pairs/s and spread per option over ``rounds``; ``measure(config)`` runs one pass of one
-    option in a fresh worker (``task_throughput_options`` with that config alone). The order rotates
-    each round, so no option always runs first after the others' files are paged in."""
+    option in a fresh worker (``task_throughput_options``). The order rotates each round, so no option
+    always runs first after the others' files are paged in. The defaults are the default option's settings."""
     configs = configs or THROUGHPUT_CONFIGS
     rates: dict[str, list[float]] = {c["label"]: [] for c in configs}
     peaks: dict[str, float] = {}
@@ -188,12 +179,11 @@ def option_sweep(measure: Callable[[dict], dict], rounds: int, configs: list[dic
         shift = round_ % len(configs)
         for c in configs[shift:] + configs[:shift]:
             out = measure(c)
-            row = out["configs"][c["label"]]
-            rates[c["label"]].append(row["pairs_per_s"])
-            peaks.setdefault(c["label"], row["first_pass_peak_above_mb"])
+            rates[c["label"]].append(out["pairs_per_s"])
+            peaks.setdefault(c["label"], out["first_pass_peak_above_mb"])
             pairs = out["pairs_per_pass"]
             if c is configs[0]:
-                defaults = out["defaults"]
+                defaults = out["settings"]
     return {"pairs_per_pass": pairs, "defaults": defaults, "configs": {
         label: {"pairs_per_s": stats.median(v), "spread": stats.spread(v), "first_pass_peak_above_mb": peaks[label]}
         for label, v in rates.items()}}

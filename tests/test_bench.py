@@ -140,8 +140,8 @@ def test_option_sweep_runs_each_option_alone_in_rotated_rounds():
     def measure(config: dict) -> dict:  # stands in for one fresh worker process
         calls.append(config["label"])
         rate = {"default": 100.0, "a": 110.0, "b": 90.0}[config["label"]] + len(calls)
-        return {"pairs_per_pass": 200, "defaults": {"token_budget": 2048 if config["label"] == "default" else 1},
-                "configs": {config["label"]: {"pairs_per_s": rate, "first_pass_peak_above_mb": float(len(calls))}}}
+        return {"pairs_per_pass": 200, "settings": {"token_budget": 2048 if config["label"] == "default" else 1},
+                "pairs_per_s": rate, "first_pass_peak_above_mb": float(len(calls))}
 
     out = experiments.option_sweep(measure, rounds=3, configs=configs)
     assert calls == ["default", "a", "b", "a", "b", "default", "b", "default", "a"]
