@@ -79,12 +79,13 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
     model, tokenizer = load_model(base, config.seed)
     stats = train(model, tokenizer, prepared.examples, config)
     save(model, tokenizer, out_dir)
+    versions = tool_versions(TOOLS)
     record: dict[str, object] = {
         "model": "default-en: all-MiniLM-L6-v2 fine-tuned as a cross-encoder",
-        "base": {"path": str(base), "package": BASE_PACKAGE, "version": tool_versions([BASE_PACKAGE])[BASE_PACKAGE]},
+        "base": {"path": str(base), "package": BASE_PACKAGE, "version": versions[BASE_PACKAGE]},
         "head": {"architecture": type(model).__name__, "num_labels": 1, "activation": "identity (raw logit)"},
         "loss": "listwise softmax cross-entropy over [positive, *negatives] per query",
-        "versions": tool_versions(TOOLS),
+        "versions": versions,
         "seed": config.seed,
         "deterministic_algorithms": True,
         "config": config.as_dict(),
