@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from evaluation.bm25 import BM25Config
+from evaluation.candidates import bm25_candidates
 from evaluation.split import assign
 from evaluation.tasks import build_splits
 from export.debian import Description
 from training import TrainConfig, build_examples, train_only_task
-from training.data import TOP_NEGATIVES, pick_negatives
+from training.data import TOP_NEGATIVES, pick_negatives, pick_random
 
 WORDS = ("archive", "compress", "backup", "network", "daemon", "font", "library", "python", "perl",
          "editor", "terminal", "image", "audio", "video", "mail", "server", "client", "kernel", "driver",
@@ -70,6 +71,26 @@ def test_negatives_keep_the_best_ranked_and_skip_the_relevant() -> None:
     assert picked[:TOP_NEGATIVES] == [0, 2, 3][:TOP_NEGATIVES] and len(picked) == 7 and 1 not in picked
     assert picked == sorted(picked)  # in BM25 order
     assert pick_negatives([5, 6], relevant=5, n=7, rng=random.Random(0)) == [6]  # short lists are fine
+    drawn = pick_random(10, exclude={1, 2, 3}, n=3, rng=random.Random(0))
+    assert len(set(drawn)) == 3 and not {1, 2, 3} & set(drawn)
+    assert pick_random(4, exclude={0, 1, 2}, n=3, rng=random.Random(0)) == [3]  # only one is left
+
+
+def test_random_negatives_are_train_passages_outside_the_bm25_candidates() -> None:
+    descs, k = synthetic(), BM25Config(k=30)
+    plain = build_examples(descs, "en", queries=50, negatives=3, seed=1, bm25=k)
+    mixed = build_examples(descs, "en", queries=50, negatives=3, seed=1, bm25=k, random_negatives=1)
+    splits = build_splits(descs)
+    held_out = {splits.corpus[q.relevant] for s in ("dev", "test") for q in splits.queries[s]}
+    task = train_only_task(splits, "en", 50)
+    cands = bm25_candidates(task, k)
+    for p, m, ids in zip(plain.examples, mixed.examples, cands.doc_ids, strict=True):
+        assert m.negatives[:TOP_NEGATIVES] == p.negatives[:TOP_NEGATIVES]  # the best-ranked BM25 ones stay
+        (extra,) = m.negatives[TOP_NEGATIVES:]
+        assert extra != m.positive and extra not in held_out and extra not in {task.corpus[i] for i in ids}
+    assert mixed.record["random_negatives_per_query"] == 1
+    with pytest.raises(ValueError, match="random_negatives"):
+        build_examples(descs, "en", queries=5, negatives=1, seed=1, bm25=k, random_negatives=2)
 
 
 @pytest.fixture()

@@ -4,11 +4,13 @@ Only train-split text is ever seen. The split (``evaluation.split``) puts every 
 with it every passage, in exactly one split; the BM25 index used to mine negatives is built over the
 train split's passages alone, so no dev or test description enters training, not even as a negative.
 
-Negatives are the ones the model will have to beat at evaluation time: the BM25 top-30 of the same
-first stage, minus the relevant passage. The best-ranked few are always taken (they decide MRR@10,
-and they are the near-duplicates such as ``libfoo1`` against ``libfoo-dev``), the rest are drawn
-from the remaining candidates with a generator seeded by (seed, qid), so the set for one query does
-not depend on which other queries are in the run.
+Most negatives are the ones the model will have to beat at evaluation time: the BM25 top-30 of the
+same first stage, minus the relevant passage. The best-ranked few are always taken (they decide
+MRR@10, and they are the near-duplicates such as ``libfoo1`` against ``libfoo-dev``), the rest are
+drawn from the remaining candidates. Optionally (``random_negatives``) a few are random train-split
+passages from outside the candidates, so that the model also sees unrelated text; measured, it cost
+dev MRR@10 and is off by default (see ``TrainConfig``). Every draw uses a generator seeded by
+(seed, qid), so the set for one query does not depend on which other queries are in the run.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Example:
     package: str
     query: str
     positive: str
-    negatives: tuple[str, ...]  # best-ranked first
+    negatives: tuple[str, ...]  # BM25 negatives best-ranked first, then random ones
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,16 @@ def pick_negatives(candidates: Sequence[int], relevant: int, n: int, rng: random
     return sorted(picked, key=order.__getitem__)
 
 
+def pick_random(n_passages: int, exclude: set[int], n: int, rng: random.Random) -> list[int]:
+    """``n`` distinct passage ids drawn uniformly from ``range(n_passages)`` minus ``exclude``."""
+    picked: list[int] = []
+    while len(picked) < min(n, n_passages - len(exclude)):
+        i = rng.randrange(n_passages)
+        if i not in exclude and i not in picked:
+            picked.append(i)
+    return picked
+
+
 def build_examples(
     descriptions: Sequence[Description],
     lang: str,
@@ -72,8 +84,12 @@ def build_examples(
     seed: int,
     bm25: BM25Config,
     cache_dir: Path | None = None,
+    random_negatives: int = 0,
 ) -> TrainingData:
-    """The first ``queries`` train-split queries in hash order, each with ``negatives`` BM25 negatives."""
+    """The first ``queries`` train-split queries in hash order, each with ``negatives`` negatives:
+    ``random_negatives`` of them random passages from outside the BM25 candidates, the rest BM25's."""
+    if not 0 <= random_negatives <= negatives:
+        raise ValueError(f"random_negatives must be in 0..negatives ({negatives}), got {random_negatives}")
     splits = build_splits(descriptions)
     task = train_only_task(splits, lang, queries)
     cands = bm25_candidates(task, bm25, cache_dir)
@@ -81,7 +97,9 @@ def build_examples(
     in_top_k = 0
     for q, ids in zip(task.queries, cands.doc_ids, strict=True):
         in_top_k += q.relevant in ids
-        neg = pick_negatives(ids, q.relevant, negatives, random.Random(f"{seed}:{q.qid}"))
+        rng = random.Random(f"{seed}:{q.qid}")
+        neg = pick_negatives(ids, q.relevant, negatives - random_negatives, rng)
+        neg += pick_random(len(task.corpus), {q.relevant, *ids}, random_negatives, rng)
         examples.append(Example(q.qid, q.package, q.text, task.corpus[q.relevant],
                                 tuple(task.corpus[i] for i in neg)))
     pairs = sum(1 + len(e.negatives) for e in examples)
@@ -92,8 +110,10 @@ def build_examples(
         "queries": len(examples),
         "pairs": pairs,
         "negatives_per_query": negatives,
+        "random_negatives_per_query": random_negatives,
         "negative_rule": f"BM25 top-{bm25.k} over train-split passages minus the relevant one: the "
-                         f"{TOP_NEGATIVES} best-ranked, then a sample seeded by (seed, qid)",
+                         f"{TOP_NEGATIVES} best-ranked, then a sample; then {random_negatives} random "
+                         f"train-split passage(s) outside the top {bm25.k}; all seeded by (seed, qid)",
         "relevant_in_bm25_top_k": in_top_k / max(1, len(examples)),
         "bm25": {"k": bm25.k, "k1": bm25.k1, "b": bm25.b, "method": bm25.method,
                  "seconds": round(cands.seconds, 1), "cached": cands.cached},

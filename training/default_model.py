@@ -74,9 +74,9 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
     data = data if data is not None else data_record(LANG)
     seed_everything(config.seed, config.threads)
     prepared = build_examples(descriptions, LANG, config.queries, config.negatives, config.seed,
-                              BM25Config(k=config.bm25_k), cache_dir)
+                              BM25Config(k=config.bm25_k), cache_dir, config.random_negatives)
     data_seconds = time.perf_counter() - start
-    model, tokenizer = load_model(base, config.seed)
+    model, tokenizer = load_model(base, config.seed, config.dropout)
     stats = train(model, tokenizer, prepared.examples, config)
     save(model, tokenizer, out_dir)
     versions = tool_versions(TOOLS)

@@ -62,8 +62,12 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def load_model(base: Path, seed: int):
-    """The base encoder with a fresh one-logit head (drawn from ``seed``) and its tokenizer."""
+def load_model(base: Path, seed: int, dropout: float = 0.1):
+    """The base encoder with a fresh one-logit head (drawn from ``seed``) and its tokenizer.
+
+    ``dropout`` replaces the base config's hidden and attention dropout (BERT's 0.1) for training;
+    inference runs in eval mode, so the exported graph is the same either way.
+    """
     import torch
     from transformers import (
         AutoConfig,
@@ -71,7 +75,8 @@ def load_model(base: Path, seed: int):
         AutoTokenizer,
     )
 
-    config = AutoConfig.from_pretrained(base, num_labels=1)
+    config = AutoConfig.from_pretrained(base, num_labels=1, hidden_dropout_prob=dropout,
+                                        attention_probs_dropout_prob=dropout)
     config.sentence_transformers = {"activation_fn": IDENTITY}
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(base, config=config)
