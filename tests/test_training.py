@@ -13,9 +13,12 @@ from evaluation.bm25 import BM25Config
 from evaluation.candidates import bm25_candidates
 from evaluation.split import assign
 from evaluation.tasks import build_splits
+from evaluation.scorers import System
 from export.debian import Description
+from export.demo_passages import demo_passages
 from training import TrainConfig, build_examples, train_only_task
 from training.data import TOP_NEGATIVES, pick_negatives, pick_random
+from training.dev_check import most_frequent_top_hit
 
 WORDS = ("archive", "compress", "backup", "network", "daemon", "font", "library", "python", "perl",
          "editor", "terminal", "image", "audio", "video", "mail", "server", "client", "kernel", "driver",
@@ -71,6 +74,9 @@ def test_negatives_keep_the_best_ranked_and_skip_the_relevant() -> None:
     assert picked[:TOP_NEGATIVES] == [0, 2, 3][:TOP_NEGATIVES] and len(picked) == 7 and 1 not in picked
     assert picked == sorted(picked)  # in BM25 order
     assert pick_negatives([5, 6], relevant=5, n=7, rng=random.Random(0)) == [6]  # short lists are fine
+    one_top = pick_negatives(cands, relevant=1, n=7, rng=random.Random(0), top_n=1)
+    assert one_top[0] == 0 and 1 not in one_top and len(one_top) == 7
+    assert [pick_negatives(cands, 1, 3, random.Random(s), top_n=0)[0] for s in range(20)] != [0] * 20
     drawn = pick_random(10, exclude={1, 2, 3}, n=3, rng=random.Random(0))
     assert len(set(drawn)) == 3 and not {1, 2, 3} & set(drawn)
     assert pick_random(4, exclude={0, 1, 2}, n=3, rng=random.Random(0)) == [3]  # only one is left
@@ -91,6 +97,17 @@ def test_random_negatives_are_train_passages_outside_the_bm25_candidates() -> No
     assert mixed.record["random_negatives_per_query"] == 1
     with pytest.raises(ValueError, match="random_negatives"):
         build_examples(descs, "en", queries=5, negatives=1, seed=1, bm25=k, random_negatives=2)
+
+
+def test_top_negatives_sets_how_many_best_ranked_negatives_are_always_kept() -> None:
+    descs, k = synthetic(), BM25Config(k=30)
+    two = build_examples(descs, "en", queries=50, negatives=3, seed=1, bm25=k)
+    one = build_examples(descs, "en", queries=50, negatives=3, seed=1, bm25=k, top_negatives=1)
+    assert [e.negatives[0] for e in one.examples] == [e.negatives[0] for e in two.examples]
+    assert [e.negatives for e in one.examples] != [e.negatives for e in two.examples]
+    assert one.record["top_negatives_per_query"] == 1 and "the 1 best-ranked" in one.record["negative_rule"]
+    with pytest.raises(ValueError, match="top_negatives"):
+        build_examples(descs, "en", queries=5, negatives=3, seed=1, bm25=k, top_negatives=-1)
 
 
 @pytest.fixture()
@@ -185,3 +202,22 @@ def test_micro_batching_does_not_change_the_loss(checkpoint, torch_state) -> Non
         many, _ = forward_step(model, tokenizer, batch, replace(TrainConfig(), token_budget=64))
     assert pairs == 16
     assert abs(float(one) - float(many)) < 1e-5
+
+
+def test_open_set_check_counts_the_passage_that_tops_unrelated_queries() -> None:
+    passages = ["gzip: compress files", "vim: text editor", "node-fn.name: extract a name"]
+
+    def with_a_favourite(query: str, ps: list[str]) -> list[float]:  # shared words, plus a bias to one passage
+        return [2.0 * len(set(query.split()) & set(p.split())) + 1.5 * p.startswith("node") for p in ps]
+
+    queries = ["compress files", "text editor", "mail server", "web browser"]
+    assert most_frequent_top_hit(System("stub", with_a_favourite), queries, passages) == (passages[2], 2)
+
+
+def test_demo_passages_are_a_fixed_spread_sample_of_one_line_descriptions() -> None:
+    plain = synthetic(900)
+    descs = [replace(d, body=f"{d.body}\n\nSecond   paragraph.") for d in plain]
+    passages = demo_passages(descs)
+    assert len(passages) == 300 and passages == demo_passages(descs)
+    assert passages[1] == f"pkg3: {plain[3].synopsis}. {plain[3].body}"
+    assert all("\n" not in p and "Second" not in p for p in passages)

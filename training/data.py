@@ -28,7 +28,7 @@ from export.debian import Description
 
 logger = logging.getLogger(__name__)
 
-TOP_NEGATIVES = 2  # always-kept best-ranked non-relevant candidates; the rest are sampled
+TOP_NEGATIVES = 2  # default number of always-kept best-ranked non-relevant candidates; the rest are sampled
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,11 @@ def train_only_task(splits: Splits, lang: str, max_queries: int | None = None) -
                 record={"corpus_passages": len(corpus), "queries": len(queries)})
 
 
-def pick_negatives(candidates: Sequence[int], relevant: int, n: int, rng: random.Random) -> list[int]:
-    """``n`` non-relevant candidate ids: the TOP_NEGATIVES best-ranked, then a seeded sample of the rest."""
+def pick_negatives(candidates: Sequence[int], relevant: int, n: int, rng: random.Random,
+                   top_n: int = TOP_NEGATIVES) -> list[int]:
+    """``n`` non-relevant candidate ids: the ``top_n`` best-ranked, then a seeded sample of the rest."""
     pool = [c for c in candidates if c != relevant]
-    top, rest = pool[:TOP_NEGATIVES], pool[TOP_NEGATIVES:]
+    top, rest = pool[:top_n], pool[top_n:]
     picked = top[:n] + rng.sample(rest, min(len(rest), max(0, n - len(top))))
     order = {c: i for i, c in enumerate(pool)}
     return sorted(picked, key=order.__getitem__)
@@ -85,11 +86,15 @@ def build_examples(
     bm25: BM25Config,
     cache_dir: Path | None = None,
     random_negatives: int = 0,
+    top_negatives: int = TOP_NEGATIVES,
 ) -> TrainingData:
     """The first ``queries`` train-split queries in hash order, each with ``negatives`` negatives:
-    ``random_negatives`` of them random passages from outside the BM25 candidates, the rest BM25's."""
+    ``random_negatives`` of them random passages from outside the BM25 candidates, the rest BM25's
+    (the ``top_negatives`` best-ranked, then a sample of the other candidates)."""
     if not 0 <= random_negatives <= negatives:
         raise ValueError(f"random_negatives must be in 0..negatives ({negatives}), got {random_negatives}")
+    if top_negatives < 0:
+        raise ValueError(f"top_negatives must be at least 0, got {top_negatives}")
     splits = build_splits(descriptions)
     task = train_only_task(splits, lang, queries)
     cands = bm25_candidates(task, bm25, cache_dir)
@@ -98,7 +103,7 @@ def build_examples(
     for q, ids in zip(task.queries, cands.doc_ids, strict=True):
         in_top_k += q.relevant in ids
         rng = random.Random(f"{seed}:{q.qid}")
-        neg = pick_negatives(ids, q.relevant, negatives - random_negatives, rng)
+        neg = pick_negatives(ids, q.relevant, negatives - random_negatives, rng, top_negatives)
         neg += pick_random(len(task.corpus), {q.relevant, *ids}, random_negatives, rng)
         examples.append(Example(q.qid, q.package, q.text, task.corpus[q.relevant],
                                 tuple(task.corpus[i] for i in neg)))
@@ -111,8 +116,9 @@ def build_examples(
         "pairs": pairs,
         "negatives_per_query": negatives,
         "random_negatives_per_query": random_negatives,
+        "top_negatives_per_query": top_negatives,
         "negative_rule": f"BM25 top-{bm25.k} over train-split passages minus the relevant one: the "
-                         f"{TOP_NEGATIVES} best-ranked, then a sample; then {random_negatives} random "
+                         f"{top_negatives} best-ranked, then a sample; then {random_negatives} random "
                          f"train-split passage(s) outside the top {bm25.k}; all seeded by (seed, qid)",
         "relevant_in_bm25_top_k": in_top_k / max(1, len(examples)),
         "bm25": {"k": bm25.k, "k1": bm25.k1, "b": bm25.b, "method": bm25.method,
