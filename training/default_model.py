@@ -9,8 +9,8 @@ needed to reproduce it: versions, seed, data sha256, split rule, recipe, counts 
 Data: Debian 12 package descriptions (shared/data/debian, see its README), train split only; the
 synopsis is the query, its long description the positive, BM25 candidates the negatives.
 
-Budget: the default of 4400 queries x 4 pairs (550 steps of 8 queries) took 33 min on the idle 2-core
-host (8.9 pairs/s, plus 21 s to build the examples); a busy machine is slower: the record's
+Budget: the default of 8000 queries x 4 pairs (1000 steps of 8 queries) took 36 min on the idle 2-core
+host (14.8 pairs/s, plus 8 s to build the examples); a busy machine is slower: the record's
 ``train.pairs_per_s`` gives the rate of a given run.
 """
 
@@ -74,7 +74,8 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
     data = data if data is not None else data_record(LANG)
     seed_everything(config.seed, config.threads)
     prepared = build_examples(descriptions, LANG, config.queries, config.negatives, config.seed,
-                              BM25Config(k=config.bm25_k), cache_dir, config.random_negatives)
+                              BM25Config(k=config.bm25_k), cache_dir, config.random_negatives,
+                              config.top_negatives)
     data_seconds = time.perf_counter() - start
     model, tokenizer = load_model(base, config.seed, config.dropout)
     stats = train(model, tokenizer, prepared.examples, config)
