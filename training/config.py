@@ -23,8 +23,8 @@ class TrainConfig:
     random_negatives: int = 0
     # Of the BM25 negatives, how many are always the best-ranked ones; the rest are a seeded sample of
     # the other candidates. The best-ranked are the near-copies (``libfoo1`` against ``libfoo-dev``),
-    # but a model's wrong first hits come from every depth of the top 30 (for half of them BM25 ranked
-    # the passage 5th or lower), and with 2 always kept, a model trained with dropout off put one
+    # but a model's wrong first hits come from every depth of the top 30 (BM25 ranked 30 of 52 of them
+    # 5th or lower), and with 2 always kept, a model trained with dropout off put one
     # one-line passage first for 33 of 40 unrelated dev synopses (``training.dev_check``'s open-set
     # check). With 1 kept and 2 sampled: 6 of 40 (the dropout-on model: 5), dev MRR@10 0.695 against
     # 0.700, test 0.729 against 0.723 (int8 graphs, 8,000 queries, dropout off).
