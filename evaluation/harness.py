@@ -42,7 +42,8 @@ def order(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
-def _checked(system: System, query: str, passages: list[str]) -> list[float]:
+def checked_scores(system: System, query: str, passages: list[str]) -> list[float]:
+    """The system's scores for ``passages``; a ScorerError if it returns the wrong number or a non-finite one."""
     scores = [float(s) for s in system.scorer(query, passages)]
     if len(scores) != len(passages):
         raise ScorerError(f"{system.name} returned {len(scores)} scores for {len(passages)} passages")
@@ -62,7 +63,7 @@ def evaluate(system: System, task: Task, candidates: Candidates, recall_k: int =
     if not task.queries:
         raise ValueError(f"{task.name} has no queries to evaluate")
     first = task.queries[0]
-    _checked(system, first.text, [task.corpus[i] for i in candidates.doc_ids[0]])
+    checked_scores(system, first.text, [task.corpus[i] for i in candidates.doc_ids[0]])
 
     rr: list[float] = []
     nd: list[float] = []
@@ -74,7 +75,7 @@ def evaluate(system: System, task: Task, candidates: Candidates, recall_k: int =
             logger.info("%s on %s: %d/%d queries, %.0f s", system.name, task.name, n, len(task.queries), seconds)
         passages = [task.corpus[i] for i in ids]
         start, cpu_start = time.perf_counter(), time.process_time()
-        scores = _checked(system, q.text, passages)
+        scores = checked_scores(system, q.text, passages)
         seconds += time.perf_counter() - start
         cpu_seconds += time.process_time() - cpu_start
         pairs += len(passages)

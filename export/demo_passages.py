@@ -16,11 +16,16 @@ def demo_line(d: Description) -> str:
     return f"{d.package}: {d.synopsis}. {first}"
 
 
-def demo_passages(docs: Sequence[Description] | None = None) -> list[str]:
-    """Every len/SAMPLE-th description as one line: the passages ``make demo`` reranks."""
+def demo_sample(docs: Sequence[Description] | None = None) -> list[Description]:
+    """Every len/SAMPLE-th English description: the packages ``make demo`` shows."""
     docs = docs if docs is not None else read_descriptions("en")
     step = max(1, len(docs) // SAMPLE)
-    return [demo_line(d) for d in docs[::step][:SAMPLE]]
+    return list(docs[::step][:SAMPLE])
+
+
+def demo_passages(docs: Sequence[Description] | None = None) -> list[str]:
+    """The demo sample as one line each: the passages ``make demo`` reranks."""
+    return [demo_line(d) for d in demo_sample(docs)]
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from evaluation.bm25 import BM25Config
 from evaluation.candidates import bm25_candidates
-from evaluation.harness import evaluate
+from evaluation.harness import checked_scores, evaluate, order
 from evaluation.scorers import System, bi_encoder_system, bm25_system
 from evaluation.tasks import debian_task
 
@@ -65,20 +65,18 @@ def dev_check(checkpoint: Path, queries: int, cache_dir: Path | None, bi_encoder
 
 def most_frequent_top_hit(system: System, queries: Sequence[str], passages: Sequence[str]) -> tuple[str, int]:
     """The passage ranked first for the most queries, and for how many."""
-    tops = []
-    for query in queries:
-        scores = system.scorer(query, list(passages))
-        tops.append(max(range(len(passages)), key=scores.__getitem__))
-    best, count = Counter(tops).most_common(1)[0]
+    tops = Counter(order(checked_scores(system, query, list(passages)))[0] for query in queries)
+    best, count = tops.most_common(1)[0]
     return passages[best], count
 
 
 def open_set_check(system: System, queries: int = OPEN_SET_QUERIES) -> dict[str, object]:
     """The first ``queries`` dev synopses whose package is not among the demo passages, against them."""
-    from export.demo_passages import demo_passages
+    from export.demo_passages import demo_line, demo_sample
 
-    passages = demo_passages()
-    shown = {p.split(":", 1)[0] for p in passages}
+    sample = demo_sample()
+    passages = [demo_line(d) for d in sample]
+    shown = {d.package for d in sample}
     picked = [q.text for q in debian_task("en", "dev").queries if q.package not in shown][:queries]
     passage, count = most_frequent_top_hit(system, picked, passages)
     out = {"queries": len(picked), "passages": len(passages), "most_frequent_top_hit": passage[:100],
