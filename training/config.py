@@ -59,8 +59,9 @@ class TrainConfig:
     # the same test MRR@10 as 2 frozen (0.729 int8, 0.734 fp32).
     frozen_layers: int = 2
     # Hidden and attention dropout while training (BERT's 0.1 in the base config). Off, a step runs
-    # at 14.3 pairs/s instead of 9.6 (15-step pilot, idle host), which is what lets 8,000 queries fit
-    # the budget: with 2 top negatives, test MRR@10 0.723 against 0.691 for 4,400 queries with dropout.
+    # at 14.3 pairs/s instead of 9.6 (15-step pilot, idle host), which is what lets 32,000 pairs fit
+    # the budget: as 8,000 groups of 4 with 2 top negatives, test MRR@10 0.723 against 0.691 for 4,400
+    # groups with dropout.
     # That model had a favourite passage outside BM25's candidates; ``top_negatives`` = 1 cured it.
     dropout: float = 0.0
     weight_decay: float = 0.01
