@@ -221,3 +221,54 @@ def test_demo_passages_are_a_fixed_spread_sample_of_one_line_descriptions() -> N
     assert len(passages) == 300 and passages == demo_passages(descs)
     assert passages[1] == f"pkg3: {plain[3].synopsis}. {plain[3].body}"
     assert all("\n" not in p and "Second" not in p for p in passages)
+
+
+def test_tail_average_is_the_mean_of_the_weights_after_the_last_steps(torch_state) -> None:
+    from training.loop import TailAverage
+
+    torch = torch_state
+    model = torch.nn.Linear(2, 1)
+    model.bias.requires_grad_(False)  # frozen weights are neither averaged nor touched
+    average = TailAverage(model, fraction=0.3, total_steps=10)
+    assert average.start == 8  # steps 8, 9 and 10
+    seen = []
+    for step in range(1, 11):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+            model.bias.fill_(-float(step))
+        seen.append(model.weight.detach().clone())
+        average.update(model, step)
+    assert average.count == 3
+    average.apply_to(model)
+    assert torch.allclose(model.weight, torch.stack(seen[-3:]).mean(0))  # (8 + 9 + 10) / 3 = 9
+    assert model.weight.detach()[0, 0].item() == 9.0 and model.bias.item() == -10.0
+    assert TailAverage(model, fraction=0.01, total_steps=10).start == 10  # at least the last step
+    with pytest.raises(ValueError, match="average fraction"):
+        TailAverage(model, fraction=0.0, total_steps=10)
+    with pytest.raises(ValueError, match="no step was averaged"):
+        TailAverage(model, fraction=0.5, total_steps=10).apply_to(model)
+
+
+def test_a_run_saves_its_averaged_weights_and_the_extra_tails(checkpoint, tmp_path: Path, torch_state) -> None:
+    torch = torch_state
+    from safetensors.torch import load_file
+
+    from training.default_model import average_dir, run
+
+    base = checkpoint("bert")
+    config = replace(TrainConfig(), queries=12, negatives=3, batch_queries=4, token_budget=64, max_steps=3,
+                     frozen_layers=1)
+    data = {"file": "synthetic", "sha256_uncompressed": "0" * 64}
+    plain, tail = tmp_path / "plain", tmp_path / "tail"
+    run(plain, config, base=base, descriptions=synthetic(), data=data, extra_averages=(1.0,))
+    record = run(tail, replace(config, average_last=1.0), base=base, descriptions=synthetic(), data=data)
+
+    last, mean = load_file(plain / "model.safetensors"), load_file(tail / "model.safetensors")
+    assert record["config"]["average_last"] == 1.0
+    name = "classifier.weight"
+    assert not torch.equal(last[name], mean[name])  # the mean of 3 steps is not the last step
+    # The same run's extra tail, saved beside it, is the model that average_last trains (deterministic).
+    extra = load_file(average_dir(plain, 1.0) / "model.safetensors")
+    assert average_dir(plain, 1.0).name == "plain-avg1"
+    assert all(torch.allclose(extra[k], mean[k]) for k in mean)
+    assert torch.equal(last["bert.embeddings.word_embeddings.weight"], mean["bert.embeddings.word_embeddings.weight"])

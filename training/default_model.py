@@ -54,13 +54,20 @@ def data_record(lang: str = LANG) -> dict[str, object]:
     }
 
 
+def average_dir(out_dir: Path, fraction: float) -> Path:
+    """Where ``run`` saves the checkpoint averaged over the last ``fraction`` of the steps."""
+    return out_dir.with_name(f"{out_dir.name}-avg{fraction:g}")
+
+
 def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptions=None,
         data: dict[str, object] | None = None, cache_dir: Path | None = None, dev_queries: int = 0,
-        bi_encoder: bool = False) -> dict[str, object]:
+        bi_encoder: bool = False, extra_averages: Sequence[float] = ()) -> dict[str, object]:
     """Build examples, train, save the checkpoint and training.json; return the record.
 
     ``descriptions`` and ``data`` default to the real English file and its provenance; tests pass
-    synthetic descriptions, a tiny base model and a stand-in provenance.
+    synthetic descriptions, a tiny base model and a stand-in provenance. Each of ``extra_averages``
+    (fractions of the run, see ``training.loop.TailAverage``) is saved beside ``out_dir`` as
+    ``<out_dir>-avg<fraction>``, so that one run can compare several tails.
     """
     from evaluation.bm25 import BM25Config
     from evaluation.split import definition
@@ -79,8 +86,11 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
                               config.top_negatives)
     data_seconds = time.perf_counter() - start
     model, tokenizer = load_model(base, config.seed, config.dropout)
-    stats = train(model, tokenizer, prepared.examples, config)
+    stats, averages = train(model, tokenizer, prepared.examples, config, extra_averages)
     save(model, tokenizer, out_dir)
+    for fraction in extra_averages:
+        averages[fraction].apply_to(model)
+        save(model, tokenizer, average_dir(out_dir, fraction))
     versions = tool_versions(TOOLS)
     record: dict[str, object] = {
         "model": "default-en: all-MiniLM-L6-v2 fine-tuned as a cross-encoder",
@@ -116,6 +126,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", type=int, default=d.negatives)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (timing runs)")
+    p.add_argument("--average-last", type=float, default=d.average_last,
+                   help="save the mean weights of the last fraction of the steps (0: the last step's)")
+    p.add_argument("--save-averages", type=float, nargs="+", default=[], metavar="FRACTION",
+                   help="also save these tails' averages beside OUT_DIR, as OUT_DIR-avg<FRACTION>")
     p.add_argument("--dev-queries", type=int, default=0, help="check on the first N dev queries afterwards")
     p.add_argument("--bi-encoder", action="store_true", help="add the all-MiniLM-L6-v2 bi-encoder to the dev check")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/training"), help="BM25 candidate cache")
@@ -135,11 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # worker is descheduled at every barrier; measured on the busy 2-core host, a MiniLM step took 3x longer.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not 0 <= args.average_last <= 1 or not all(0 < f <= 1 for f in args.save_averages):
+        print("error: --average-last must be in 0..1 and --save-averages in (0, 1]", file=sys.stderr)
+        return 2
     config = replace(TrainConfig(), queries=args.queries, negatives=args.negatives, seed=args.seed,
-                     max_steps=args.max_steps)
+                     max_steps=args.max_steps, average_last=args.average_last)
     try:
         record = run(args.out_dir, config, cache_dir=args.cache_dir, dev_queries=args.dev_queries,
-                     bi_encoder=args.bi_encoder)
+                     bi_encoder=args.bi_encoder, extra_averages=args.save_averages)
     except (OSError, ImportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
