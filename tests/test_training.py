@@ -270,5 +270,7 @@ def test_a_run_saves_its_averaged_weights_and_the_extra_tails(checkpoint, tmp_pa
     # The same run's extra tail, saved beside it, is the model that average_last trains (deterministic).
     extra = load_file(average_dir(plain, 1.0) / "model.safetensors")
     assert average_dir(plain, 1.0).name == "plain-avg1"
-    assert all(torch.allclose(extra[k], mean[k]) for k in mean)
+    assert all(torch.equal(extra[k], mean[k]) for k in mean)
+    beside = json.loads((average_dir(plain, 1.0) / "training.json").read_text(encoding="utf-8"))
+    assert beside["config"] == record["config"] and beside["saved_beside"] == str(plain)
     assert torch.equal(last["bert.embeddings.word_embeddings.weight"], mean["bert.embeddings.word_embeddings.weight"])

@@ -59,6 +59,19 @@ def average_dir(out_dir: Path, fraction: float) -> Path:
     return out_dir.with_name(f"{out_dir.name}-avg{fraction:g}")
 
 
+def average_record(record: dict[str, object], fraction: float, run_dir: Path) -> dict[str, object]:
+    """The record of a tail saved beside a run: the run's, with the ``average_last`` that trains exactly
+    these weights in a run of its own (the averaging reads the weights, it never changes them). The
+    run's dev check, if any, was of the run's own weights, so it is left out."""
+    config = {**record["config"], "average_last": fraction}  # type: ignore[dict-item]
+    return {**{k: v for k, v in record.items() if k != "dev"}, "config": config, "saved_beside": str(run_dir)}
+
+
+def write_record(directory: Path, record: dict[str, object]) -> None:
+    (directory / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n",
+                                             encoding="utf-8")
+
+
 def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptions=None,
         data: dict[str, object] | None = None, cache_dir: Path | None = None, dev_queries: int = 0,
         bi_encoder: bool = False, extra_averages: Sequence[float] = ()) -> dict[str, object]:
@@ -114,7 +127,9 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
         record["dev"] = dev_check(out_dir, dev_queries, cache_dir, bi_encoder=bi_encoder, k=config.bm25_k)
         record["wall_seconds"]["dev_check"] = round(time.perf_counter() - dev_start, 1)  # type: ignore[index]
     record["wall_seconds"]["total"] = round(time.perf_counter() - start, 1)  # type: ignore[index]
-    (out_dir / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_record(out_dir, record)
+    for fraction in extra_averages:
+        write_record(average_dir(out_dir, fraction), average_record(record, fraction, out_dir))
     return record
 
 
