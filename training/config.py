@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass
 class TrainConfig:
     seed: int = 13
     # First N train-split queries in hash order (the harness's sample order), so a smaller run is a
-    # prefix of a larger one. The training budget is about 40 minutes: 4000 x 8 = 32,000 pairs, the
-    # same as 8,000 groups of 4, which took 36 min at 14.8 pairs/s on the idle 2-core host.
+    # prefix of a larger one. The training budget is about 40 minutes: 4000 x 8 = 32,000 pairs took
+    # 27 min at 19.7 pairs/s on the idle 2-core host (2026-12-01). Tried and not kept: 6,000 queries
+    # (48,000 pairs, 36 min at 22.0 pairs/s) scored dev MRR@10 0.712 against 0.715 (PyTorch fp32,
+    # first 500 dev queries); its 20% tail average, the best on dev, test MRR@10 0.747 as shipped.
     queries: int = 4000
     # Hard negatives per query, drawn from the BM25 top-k (k = bm25_k) minus the relevant passage.
     # One positive + 7 negatives is a listwise group of 8. At the same 32,000 pairs, 4,000 groups of 8
@@ -69,10 +71,12 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     threads: int = 2
     # Fraction of the last optimizer steps whose weights are averaged into the saved model (0: the last
-    # step's weights; see training.loop.TailAverage). Measured and not adopted: in one run of this
+    # step's weights; see training.loop.TailAverage). Measured and not adopted: in a run of this
     # recipe, the mean of the last 20%, 35% and 50% of the steps scored dev MRR@10 +0.001, +0.001 and
     # +0.000 against the last step's weights (paired standard error 0.003 to 0.005; 500 dev queries,
-    # PyTorch fp32). The linear decay to 0 already leaves little noise in the last steps to average out.
+    # PyTorch fp32); in a 6,000-query run, the last 20%: +0.004 ± 0.003, and test MRR@10 0.747 (int8).
+    # The linear decay to 0 already leaves little noise in the last steps to average out. Nor did the
+    # soup of those two runs help: dev 0.715, the same as the 4,000-query run alone.
     average_last: float = 0.0
     epochs: int = 1  # every query once: more distinct queries beat repeated ones at a fixed budget
     max_steps: int | None = None  # cap for tests and timing runs
