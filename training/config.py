@@ -10,7 +10,7 @@ class TrainConfig:
     seed: int = 13
     # First N train-split queries in hash order (the harness's sample order), so a smaller run is a
     # prefix of a larger one. The training budget is about 40 minutes: 4000 x 8 = 32,000 pairs took
-    # 27 min at 19.7 pairs/s on the idle 2-core host (2026-12-01). Tried and not kept: 6,000 queries
+    # 27 min at 19.7 pairs/s on an idle 2-core EPYC with AVX512 (2026-12-01). Not kept: 6,000 queries
     # (48,000 pairs, 36 min at 22.0 pairs/s) scored dev MRR@10 0.712 against 0.715 (PyTorch fp32,
     # first 500 dev queries); its 20% tail average, the best on dev, test MRR@10 0.747 as shipped.
     queries: int = 4000

@@ -9,9 +9,9 @@ needed to reproduce it: versions, seed, data sha256, split rule, recipe, counts 
 Data: Debian 12 package descriptions (shared/data/debian, see its README), train split only; the
 synopsis is the query, its long description the positive, BM25 candidates the negatives.
 
-Budget: the default of 4000 queries x 8 pairs (500 steps of 8 queries) took 27 min on the idle 2-core
-host (19.7 pairs/s, 2026-12-01); the shipped run took 42 min at 12.7 pairs/s because other work shared
-the CPU for part of it. The record's ``train.pairs_per_s`` gives the rate of a given run.
+Budget: the default of 4000 queries x 8 pairs (500 steps of 8 queries) took 27 min on an idle 2-core
+EPYC with AVX512 (19.7 pairs/s, 2026-12-01); the shipped run took 42 min at 12.7 pairs/s on an AVX2-only
+CPU that other work shared for part of the run. The record's ``train.pairs_per_s`` gives the rate of a given run.
 """
 
 from __future__ import annotations
