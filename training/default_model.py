@@ -10,8 +10,9 @@ Data: Debian 12 package descriptions (shared/data/debian, see its README), train
 synopsis is the query, its long description the positive, BM25 candidates the negatives.
 
 Budget: the default of 4000 queries x 8 pairs (500 steps of 8 queries) took 27 min on an idle 2-core
-EPYC with AVX512 (19.7 pairs/s, 2026-12-01); the shipped run took 42 min at 12.7 pairs/s on an AVX2-only
-CPU that other work shared for part of the run. The record's ``train.pairs_per_s`` gives the rate of a given run.
+EPYC with AVX512 (19.7 pairs/s, 2026-12-01); the shipped run took 42 min at 12.7 pairs/s on an
+AVX2-only CPU that other work shared for part of the run. The record's ``train.pairs_per_s`` gives the
+rate of a given run.
 """
 
 from __future__ import annotations
@@ -159,13 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.queries < 1 or args.negatives < 1 or (args.max_steps is not None and args.max_steps < 1):
         print("error: --queries, --negatives and --max-steps must be at least 1", file=sys.stderr)
         return 2
+    if not 0 <= args.average_last <= 1 or not all(0 < f <= 1 for f in args.save_averages):
+        print("error: --average-last must be in 0..1 and --save-averages in (0, 1]", file=sys.stderr)
+        return 2
     # Before torch loads OpenMP: idle workers sleep instead of spinning. On a shared machine a spinning
     # worker is descheduled at every barrier; measured on the busy 2-core host, a MiniLM step took 3x longer.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if not 0 <= args.average_last <= 1 or not all(0 < f <= 1 for f in args.save_averages):
-        print("error: --average-last must be in 0..1 and --save-averages in (0, 1]", file=sys.stderr)
-        return 2
     config = replace(TrainConfig(), queries=args.queries, negatives=args.negatives, seed=args.seed,
                      max_steps=args.max_steps, average_last=args.average_last)
     try:
