@@ -204,6 +204,25 @@ def test_micro_batching_does_not_change_the_loss(checkpoint, torch_state) -> Non
     assert abs(float(one) - float(many)) < 1e-5
 
 
+def test_head_prefixes_choose_what_trains_at_the_head_rate(checkpoint, torch_state) -> None:
+    from training.loop import freeze, load_model, param_groups
+
+    model, _ = load_model(checkpoint("bert"), seed=0)
+    freeze(model, 1)
+    config = replace(TrainConfig(), lr=1e-4, head_lr=1e-3)
+    by_name = {id(p): n for n, p in model.named_parameters()}
+
+    def at_head_rate(c: TrainConfig) -> set[str]:
+        return {by_name[id(p)] for g in param_groups(model, c) if g["lr"] == c.head_lr for p in g["params"]}
+
+    assert at_head_rate(config) == {"classifier.weight", "classifier.bias"}
+    with_pooler = at_head_rate(replace(config, head=("classifier.", "bert.pooler.")))
+    assert with_pooler == {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+    groups = param_groups(model, replace(config, head=("classifier.", "bert.pooler.")))
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in model.parameters())
+    assert all(g["weight_decay"] == 0.0 for g in groups for p in g["params"] if by_name[id(p)].endswith("bias"))
+
+
 def test_open_set_check_counts_the_passage_that_tops_unrelated_queries() -> None:
     passages = ["gzip: compress files", "vim: text editor", "node-fn.name: extract a name"]
 

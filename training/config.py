@@ -54,6 +54,8 @@ class TrainConfig:
     # The 384->1 head starts random and has nothing to forget; at the encoder's rate it would still
     # be near zero when the short schedule ends.
     head_lr: float = 2e-3
+    # Parameter-name prefixes trained at ``head_lr``.
+    head: tuple[str, ...] = ("classifier.",)
     # Embeddings and the lowest N of the 6 layers stay frozen: backward then stops at layer N, so a
     # step costs about 1/4 less, and with a thousand queries the low layers would mostly drift.
     # Tried both ways with groups of 4: 3 frozen fit 9,400 queries but fell to dev MRR@10 0.691
