@@ -33,6 +33,7 @@ from evaluation.harness import CUTOFF, Result, evaluate
 from evaluation.scorers import System
 from evaluation.tasks import Task, debian_task
 from training.config import TrainConfig
+from training.default_model import add_cache_dir, parse
 from training.loop import micro_batches
 
 logger = logging.getLogger(__name__)
@@ -130,16 +131,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=500, help="first N dev queries in hash order")
     p.add_argument("--max-length", type=int, default=TrainConfig.max_length, help="tokens per pair, as exported")
     p.add_argument("--out", type=Path, help="also write the rows as JSON here")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/training"), help="BM25 candidate cache")
+    add_cache_dir(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 on success, 1 on a runtime error (one line on stderr), 2 on a usage error."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = parse(parser(), argv)
+    if isinstance(args, int):
+        return args
     if args.queries < 2 or args.max_length < 8:
         print("error: --queries must be at least 2 and --max-length at least 8", file=sys.stderr)
         return 2

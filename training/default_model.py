@@ -147,16 +147,27 @@ def parser() -> argparse.ArgumentParser:
                    help="also save these tails' averages beside OUT_DIR, as OUT_DIR-avg<FRACTION>")
     p.add_argument("--dev-queries", type=int, default=0, help="check on the first N dev queries afterwards")
     p.add_argument("--bi-encoder", action="store_true", help="add the all-MiniLM-L6-v2 bi-encoder to the dev check")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/training"), help="BM25 candidate cache")
+    add_cache_dir(p)
     return p
+
+
+def add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/training"), help="BM25 candidate cache")
+
+
+def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The parsed arguments, or argparse's exit code (2 on a usage error, 0 for --help) to return."""
+    try:
+        return p.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 on success, 1 on a runtime error (one line on stderr), 2 on a usage error."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = parse(parser(), argv)
+    if isinstance(args, int):
+        return args
     if args.queries < 1 or args.negatives < 1 or (args.max_steps is not None and args.max_steps < 1):
         print("error: --queries, --negatives and --max-steps must be at least 1", file=sys.stderr)
         return 2
