@@ -125,11 +125,11 @@ def param_groups(model, config: TrainConfig) -> list[dict]:
     """AdamW groups: head (``config.head``) at ``head_lr``, encoder at ``lr``; no weight decay on biases
     and LayerNorm."""
     no_decay = ("bias", "LayerNorm.weight")
-    head = tuple(config.head)
+    prefixes = tuple(config.head)
     groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault((name.startswith(head), name.endswith(no_decay)), []).append(p)
+            groups.setdefault((name.startswith(prefixes), name.endswith(no_decay)), []).append(p)
     return [{"params": ps, "lr": config.head_lr if head else config.lr,
              "weight_decay": 0.0 if plain else config.weight_decay} for (head, plain), ps in sorted(groups.items())]
 
