@@ -89,4 +89,5 @@ class TrainConfig:
     max_steps: int | None = None  # cap for tests and timing runs
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """As JSON holds it (tuples as lists), so a record read back equals the one written."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
