@@ -57,7 +57,11 @@ def cached_dir(name: str, build, key: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
     try:
         build(tmp / name)
-        os.replace(tmp / name, target)
+        try:
+            os.replace(tmp / name, target)
+        except OSError:  # another test run sharing the cache finished the same build first
+            if not target.is_dir():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
