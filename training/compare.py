@@ -8,10 +8,10 @@ with its standard error: on 500 queries two recipes a few thousandths apart are 
 only the per-query pairing shows it. This is how recipe changes are judged; the test split is kept
 for the one model that is chosen.
 
-All of a checkpoint's pairs are scored in one pass, sorted by length and cut by a token budget
-(``training.loop.micro_batches``), so short pairs are not padded to long ones: about 3x the pairs/s of
-``CrossEncoder.predict`` query by query on a 2-core CPU. The metrics come from the evaluation
-harness, from those scores.
+All of a checkpoint's pairs are scored in one pass, sorted by length and cut by a token budget as in
+training (``training.loop.pair_logits``), so short pairs are not padded to long ones: about twice the
+pairs/s of ``CrossEncoder.predict`` query by query on a 2-core CPU. The metrics come from the
+evaluation harness, from those scores.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from evaluation.scorers import System
 from evaluation.tasks import Task, debian_task
 from training.config import TrainConfig
 from training.default_model import add_cache_dir, parse
-from training.loop import micro_batches
+from training.loop import pair_logits
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +68,9 @@ def score_pairs(checkpoint: Path, pairs: Sequence[tuple[str, str]], max_length: 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint, local_files_only=True).eval()
     start = time.perf_counter()
-    enc = tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation=True, max_length=max_length)
-    scores = [0.0] * len(pairs)
     with torch.inference_mode():
-        for idx in micro_batches([len(ids) for ids in enc["input_ids"]], token_budget):
-            batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-            for i, s in zip(idx, model(**batch).logits[:, 0].tolist(), strict=True):
-                scores[i] = s
+        scores = pair_logits(model, tokenizer, [q for q, _ in pairs], [p for _, p in pairs], max_length,
+                             token_budget).tolist()
     return scores, len(pairs) / (time.perf_counter() - start)
 
 

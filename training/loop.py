@@ -152,19 +152,24 @@ def micro_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
 
 def forward_step(model, tokenizer, batch: Sequence[Example], config: TrainConfig):
     """Loss of one optimizer step, summed over its queries and divided by their number; and its pair count."""
-    import torch
-
     firsts = [e.query for e in batch for _ in range(1 + len(e.negatives))]
     seconds = [p for e in batch for p in (e.positive, *e.negatives)]
-    enc = tokenizer(firsts, seconds, truncation=True, max_length=config.max_length)  # lists, unpadded
-    lengths = [len(ids) for ids in enc["input_ids"]]
+    logits = pair_logits(model, tokenizer, firsts, seconds, config.max_length, config.token_budget)
+    return group_loss(logits, [1 + len(e.negatives) for e in batch]) / len(batch), len(seconds)
+
+
+def pair_logits(model, tokenizer, firsts: Sequence[str], seconds: Sequence[str], max_length: int,
+                token_budget: int):
+    """The model's logit for each (first, second) pair, in their order, run as length-sorted micro-batches."""
+    import torch
+
+    enc = tokenizer(list(firsts), list(seconds), truncation=True, max_length=max_length)  # lists, unpadded
     parts, where = [], []
-    for idx in micro_batches(lengths, config.token_budget):
+    for idx in micro_batches([len(ids) for ids in enc["input_ids"]], token_budget):
         features = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")  # [n, longest]
         parts.append(model(**features).logits.squeeze(-1))  # [n]
         where += idx
-    logits = torch.cat(parts)[torch.argsort(torch.tensor(where))]  # back to example order
-    return group_loss(logits, [1 + len(e.negatives) for e in batch]) / len(batch), len(seconds)
+    return torch.cat(parts)[torch.argsort(torch.tensor(where))]  # back to pair order
 
 
 class TailAverage:
