@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from .errors import InputError, RerankerError, VariantError
-from .inputs import Passage, passages_from_lines, passages_from_records
+from .inputs import gather, inert
 
 app = typer.Typer(
     add_completion=False,
@@ -42,26 +42,16 @@ ModelOption = typer.Option(None, "--model", "-m", help="Model directory or name 
 VariantOption = typer.Option(None, "--variant", help="fp32, avx2, avx512_vnni or arm64 (default: chosen for this CPU).")
 
 
-def _gather(passages: list[str], file: Optional[str], records: Optional[str]) -> list[Passage]:
-    gathered = [Passage(i, p) for i, p in enumerate(passages)]
-    if file:
-        gathered += passages_from_lines(file)
-    if records:
-        gathered += passages_from_records(records)
-    if not passages and not file and not records and not sys.stdin.isatty():
-        gathered += passages_from_lines("-")
-    return gathered
-
-
 def _print_table(rows: list[dict], width: int) -> None:
-    id_width = max([2] + [len(str(r["id"])) for r in rows])
+    ids = [inert(str(r["id"])) for r in rows]
+    id_width = max([2] + [len(i) for i in ids])
     text_width = max(20, width - id_width - 20)
     typer.echo(f"{'rank':>4}  {'score':>10}  {'id':<{id_width}}  passage")
-    for r in rows:
-        text = " ".join(r["text"].split())
+    for r, shown_id in zip(rows, ids):
+        text = inert(" ".join(r["text"].split()))
         if len(text) > text_width:
             text = text[: text_width - 1] + "…"
-        typer.echo(f"{r['rank']:>4}  {r['score']:>10.4f}  {str(r['id']):<{id_width}}  {text}")
+        typer.echo(f"{r['rank']:>4}  {r['score']:>10.4f}  {shown_id:<{id_width}}  {text}")
 
 
 @app.command()
@@ -86,7 +76,7 @@ def score(
     from .reranker import Reranker
 
     try:
-        gathered = _gather(passages or [], file, records)
+        gathered = gather(passages or [], file, records, stdin_is_terminal=sys.stdin.isatty())
         if not gathered:
             raise InputError("no passages given: pass them as arguments, with --file or --records, or on stdin")
         reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads)

@@ -18,11 +18,61 @@ from tokenizers import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
 
-# A passage longer than this many characters per kept token is cut before tokenizing, so a 5 MB
-# passage costs what a long one does. The cut is used only when it still yields this many tokens
-# beyond max_length: pre-tokenization is local, so the kept tokens are then the full text's.
+# Memory is bounded by the token budget, whatever the input: no text longer than this many characters
+# per token the model can keep is ever given to the tokenizer (real text has 2-6; the tokenizer's
+# memory is about 60 bytes per character). See ``cut_to_tokens`` for why the cut is exact.
 CHARS_PER_TOKEN_CAP = 64
-SPARE_TOKENS = 64
+SPACE = " "  # every family's pre-tokenizer splits here (whitespace, Metaspace, byte-level)
+
+
+def char_cap(max_tokens: int) -> int:
+    """The most characters of one text that are tokenized when at most ``max_tokens`` can be kept."""
+    return max_tokens * CHARS_PER_TOKEN_CAP
+
+
+@dataclass(frozen=True)
+class Cut:
+    text: str  # a prefix of the input
+    tokens: int  # tokens (no special tokens) in ``text``
+    exact: bool  # ``text`` tokenizes to the input's first ``max_tokens`` tokens (or to all of them)
+
+
+def cut_to_tokens(tokenizer: Tokenizer, text: str, max_tokens: int) -> Cut:
+    """A short prefix of ``text`` whose tokens begin with the whole text's first ``max_tokens``.
+
+    ``tokenizer`` must not truncate. Tokenizers normalize and pre-tokenize locally, and every family
+    ends a word where a space follows a non-blank character; so the tokens of a prefix cut there are
+    the first tokens of the whole text, and cutting after the ``max_tokens``-th token changes no score
+    (the cut is also checked against the tokens it must keep). Only the first :func:`char_cap`
+    characters are ever tokenized; when they hold fewer than ``max_tokens`` tokens (one enormous
+    word, megabytes of blanks) the cut is not ``exact``: the model sees only them, and callers warn.
+    """
+    cap = char_cap(max_tokens)
+    whole = len(text) <= cap
+    if whole:
+        head = text
+    else:
+        k = _word_end(text, 0, cap + 1, last=True)
+        head = text[: k if k > 0 else cap]
+    exact_head = whole or _word_end(text, len(head), len(head) + 1, last=False) == len(head)
+    encoding = tokenizer.encode(head, add_special_tokens=False)  # at most 64 × max_tokens characters
+    n = len(encoding.ids)
+    if n <= max_tokens:
+        return Cut(head, n, exact=whole)
+    k = _word_end(head, encoding.offsets[max_tokens - 1][1], len(head), last=False)
+    if k > 0:
+        short = head[:k]
+        if tokenizer.encode(short, add_special_tokens=False).ids[:max_tokens] == encoding.ids[:max_tokens]:
+            return Cut(short, n, exact=exact_head)
+    return Cut(head, n, exact=exact_head)
+
+
+def _word_end(text: str, start: int, stop: int, *, last: bool) -> int:
+    """The first (or ``last``) index k in [start, stop) where a space follows a non-blank; -1 if none."""
+    k = text.rfind(SPACE, start, stop) if last else text.find(SPACE, start, stop)
+    while k >= 0 and (k == 0 or text[k - 1].isspace()):
+        k = text.rfind(SPACE, start, k) if last else text.find(SPACE, k + 1, stop)
+    return k
 
 
 @dataclass(frozen=True)
@@ -37,15 +87,24 @@ class EncodedPairs:
 
 
 class PairEncoder:
-    """Encodes pairs with the model's tokenizer, its pair template and longest-first truncation."""
+    """Encodes pairs with the model's tokenizer, its pair template and longest-first truncation.
+
+    Before pairing, a query is cut once to the most tokens it can keep in any pair (all of
+    ``max_length`` but the template's, when the passage is empty), and a passage longer than
+    :func:`char_cap` characters likewise; both cuts are exact (see :func:`cut_to_tokens`), so a
+    10,000-word query costs what a 500-token one does, and memory stays bounded for any passage.
+    """
 
     def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
         tokenizer.no_padding()  # padding is per batch, after sorting by length
+        self.plain = Tokenizer.from_str(tokenizer.to_str())  # counts and cuts single texts: no truncation
+        self.plain.no_truncation()
         tokenizer.enable_truncation(max_length, strategy="longest_first")
         self.tokenizer = tokenizer
         self.max_length = max_length
         processor = tokenizer.post_processor
         specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+        self.text_tokens = max(1, max_length - specials)  # the most one side of a pair can keep
         self.query_share = (max_length - specials) // 2
         self.pad_id = self._pad_id()
 
@@ -59,21 +118,33 @@ class PairEncoder:
                 return token_id
         return 0  # the attention mask hides padding, so any id in range is correct
 
-    def _shorten(self, passage: str) -> str:
-        cap = self.max_length * CHARS_PER_TOKEN_CAP
-        if len(passage) <= cap:
+    def cut(self, text: str) -> Cut:
+        """``text`` cut once to what any pair can keep of it (exact unless it is pathological)."""
+        return cut_to_tokens(self.plain, text, self.text_tokens)
+
+    def fit_passage(self, passage: str) -> str:
+        """A passage longer than :func:`char_cap` characters, cut; shorter ones are never touched."""
+        if len(passage) <= char_cap(self.text_tokens):
             return passage
-        head = passage[:cap]
-        tokens = self.tokenizer.encode(head, add_special_tokens=False)
-        # Truncation is on, so ask for the untruncated length through overflowing pieces.
-        total = len(tokens.ids) + sum(len(o.ids) for o in tokens.overflowing)
-        return head if total >= self.max_length + SPARE_TOKENS else passage
+        cut = self.cut(passage)
+        if not cut.exact and cut.tokens < self.text_tokens:
+            log.warning(
+                "a passage of %d characters holds only %d tokens in its first %d; it is scored on those",
+                len(passage), cut.tokens, len(cut.text),
+            )
+        return cut.text
 
     def query_tokens(self, query: str) -> int:
-        encoding = self.tokenizer.encode(query, add_special_tokens=False)
-        return len(encoding.ids) + sum(len(o.ids) for o in encoding.overflowing)
+        """Tokens of ``query`` without special tokens (at most :func:`char_cap` characters are read)."""
+        return self.cut(query).tokens
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
-        batch = [(q, self._shorten(p)) for q, p in pairs]
+        """Token ids of pairs; each distinct query is cut once, long passages are cut first."""
+        queries: dict[str, str] = {}
+        batch = []
+        for q, p in pairs:
+            if q not in queries:
+                queries[q] = self.cut(q).text
+            batch.append((queries[q], self.fit_passage(p)))
         encodings: list[Encoding] = self.tokenizer.encode_batch(batch)
         return EncodedPairs(ids=[e.ids for e in encodings], type_ids=[e.type_ids for e in encodings])

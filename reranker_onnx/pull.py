@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import DownloadError
+from .errors import DownloadError, RerankerError
 from .manifest import MANIFEST_NAME, read_manifest
 from .registry import LockEntry, lookup
-from .store import install_atomically, store_dir
+from .store import ENV_HOME, install_atomically, staging, store_dir, sweep_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +78,30 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
             f"{entry.name} has no published model directory in models.lock; "
             f"export it locally with `make export MODEL={entry.name}`"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{entry.name}.partial-"))
     try:
-        for rel, pinned in sorted(files.items()):
-            log.info("downloading %s", rel)
-            _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned["sha256"], int(pinned["size"]))
-        manifest = read_manifest(tmp)
-        missing = set(manifest.files) - set(files)
-        if missing:
-            raise DownloadError(f"{entry.name}: models.lock pins no hash for {sorted(missing)}; refusing it")
-        for rel, pinned in manifest.files.items():
-            if pinned.sha256 != files[rel]["sha256"]:
-                raise DownloadError(f"{entry.name}: manifest and models.lock disagree on {rel}; refusing it")
-        install_atomically(tmp, target)
-    except BaseException:  # failed, interrupted (Ctrl-C) or unexpected: leave nothing half-written
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers(target.parent)
+        with staging(target.parent, entry.name) as tmp:
+            _fetch_verified(entry, url, files, tmp)
+            install_atomically(tmp, target)
+    except OSError as exc:  # the store itself: read-only, not a folder, full
+        if isinstance(exc, RerankerError):
+            raise
+        raise DownloadError(
+            f"cannot write the model store {target.parent} ({exc.strerror or exc}); "
+            f"make it a writable folder or point {ENV_HOME} at one"
+        ) from None
     return target
+
+
+def _fetch_verified(entry: LockEntry, url: str, files: dict, tmp: Path) -> None:
+    for rel, pinned in sorted(files.items()):
+        log.info("downloading %s", rel)
+        _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned["sha256"], int(pinned["size"]))
+    manifest = read_manifest(tmp)
+    missing = set(manifest.files) - set(files)
+    if missing:
+        raise DownloadError(f"{entry.name}: models.lock pins no hash for {sorted(missing)}; refusing it")
+    for rel, pinned in manifest.files.items():
+        if pinned.sha256 != files[rel]["sha256"]:
+            raise DownloadError(f"{entry.name}: manifest and models.lock disagree on {rel}; refusing it")

@@ -15,17 +15,24 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import onnxruntime.capi.onnxruntime_pybind11_state as _ort_state
 from tokenizers import Tokenizer
 
 from . import cpu
 from .batching import make_batches
 from .encoding import PairEncoder
-from .errors import InputError, RerankerError
+from .errors import InputError, ManifestError, RerankerError
+from .inputs import is_blank
 from .manifest import FileEntry, Manifest, VerifiedFiles, load_verified, read_manifest
 from .store import resolve_model
-from .threads import default_threads
+from .threads import resolve_threads
 
 log = logging.getLogger(__name__)
+
+# What onnxruntime raises for a graph it cannot load (each derives from Exception directly).
+_ORT_LOAD_ERRORS = (RuntimeError, _ort_state.Fail, _ort_state.InvalidArgument, _ort_state.InvalidGraph,
+                    _ort_state.InvalidProtobuf, _ort_state.NoSuchFile, _ort_state.NotImplemented,
+                    _ort_state.RuntimeException)
 
 # Rows × padded length per batch: bounds activation memory. 2048 measured as fast as 4096 on 2 cores
 # (MiniLM, TinyBERT; bench/) with half the peak; a model longer than this gets its max_length instead.
@@ -45,6 +52,10 @@ def _check_text(value: object, what: str) -> str:
             "decode your input as UTF-8 first"
         ) from None
     return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _check_passages(passages: object) -> list[str]:
@@ -85,9 +96,7 @@ class Reranker:
         if max_length is not None and not 2 <= max_length <= self.manifest.max_length:
             raise InputError(f"max_length must be between 2 and {self.manifest.max_length} for this model")
         self.max_length = max_length or self.manifest.max_length
-        if threads is not None and threads < 1:
-            raise InputError("threads must be at least 1")
-        self.threads = threads or default_threads()
+        self.threads = resolve_threads(threads)
         if token_budget is None:
             token_budget = max(DEFAULT_TOKEN_BUDGET, self.max_length)
         if token_budget < self.max_length:
@@ -96,19 +105,25 @@ class Reranker:
 
         cache = VerifiedFiles()
         tokenizer_source = load_verified(self.model_dir, self.manifest.tokenizer, self._entry(self.manifest.tokenizer), cache)
-        tokenizer = (
-            Tokenizer.from_file(str(tokenizer_source))
-            if isinstance(tokenizer_source, Path)
-            else Tokenizer.from_str(tokenizer_source.decode("utf-8"))
-        )
+        malformed = "{} matches its hash but cannot be loaded ({}); re-export the model"
+        try:  # the hash matched, so the export itself wrote a broken file
+            tokenizer = (
+                Tokenizer.from_file(str(tokenizer_source))
+                if isinstance(tokenizer_source, Path)
+                else Tokenizer.from_str(tokenizer_source.decode("utf-8"))
+            )
+        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+            raise ManifestError(malformed.format(self.manifest.tokenizer, _first_line(exc))) from None
         self.encoder = PairEncoder(tokenizer, self.max_length)
         graph_file = self.manifest.variants[self.variant].file
         graph = load_verified(self.model_dir, graph_file, self._entry(graph_file), cache)
-        self.session = ort.InferenceSession(
-            str(graph) if isinstance(graph, Path) else graph,
-            sess_options=self._session_options(session_config or {}),
-            providers=["CPUExecutionProvider"],
-        )
+        options = self._session_options(session_config or {})
+        try:
+            self.session = ort.InferenceSession(
+                str(graph) if isinstance(graph, Path) else graph, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except _ORT_LOAD_ERRORS as exc:
+            raise ManifestError(malformed.format(graph_file, _first_line(exc))) from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
         if unknown:
@@ -153,20 +168,31 @@ class Reranker:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"pair {i} must be a (query, passage) tuple")
             checked.append((_check_text(pair[0], f"query of pair {i}"), _check_text(pair[1], f"passage of pair {i}")))
-        return self._score_pairs(checked)
+        cut: dict[str, str] = {}
+        for i, (query, _) in enumerate(checked):
+            if query not in cut:
+                cut[query] = self._check_query(query, f"the query of pair {i}")
+        return self._score_pairs([(cut[q], p) for q, p in checked])
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Scores of one query against passages, in the passages' order."""
-        query = _check_text(query, "query")
-        if not query.strip():
-            raise InputError("the query is empty: give a non-empty query")
+        query = self._check_query(_check_text(query, "query"), "the query")
         texts = _check_passages(passages)
-        if self.encoder.query_tokens(query) > self.encoder.query_share:
-            log.warning(
-                "the query has more than %d tokens and is cut to share max_length=%d with each passage",
-                self.encoder.query_share, self.max_length,
-            )
         return self._score_pairs([(query, p) for p in texts])
+
+    def _check_query(self, query: str, what: str) -> str:
+        """One rule for score, rank and predict: a query with nothing visible, or no tokens for this
+        model (only NULs, zero-width or blank characters), is refused. Returns it cut once to what any
+        pair can keep, so a 10,000-word query costs what a 500-token one does."""
+        cut = self.encoder.cut(query)
+        if is_blank(query) or cut.tokens == 0:
+            raise InputError(f"{what} is empty (nothing visible, or no tokens for this model): give a non-empty query")
+        if cut.tokens > self.encoder.query_share:
+            log.warning(
+                "%s has more than %d tokens and is cut to share max_length=%d with each passage",
+                what, self.encoder.query_share, self.max_length,
+            )
+        return cut.text
 
     def rank(
         self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False
