@@ -132,12 +132,13 @@ def info(model: Optional[str] = ModelOption, variant: Optional[str] = VariantOpt
 def list_models() -> None:
     """List the models pinned in models.lock and whether each is in the local store."""
     from .registry import load_lock
-    from .store import store_dir
+    from .store import store_dir, sweep_leftovers
 
     try:
         entries = load_lock()
     except RerankerError as exc:
         raise _fail(exc) from None
+    sweep_leftovers()  # folders of pulls killed mid-way
     for name, entry in sorted(entries.items()):
         if entry.artifacts.get("bundled"):
             where = "bundled (the default)"
