@@ -104,6 +104,7 @@ class PairEncoder:
         self.max_length = max_length
         processor = tokenizer.post_processor
         specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+        self.min_length = specials + 2  # the template and one token of each text
         self.text_tokens = max(1, max_length - specials)  # the most one side of a pair can keep
         self.query_share = (max_length - specials) // 2
         self.pad_id = self._pad_id()

@@ -115,6 +115,10 @@ class Reranker:
         except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
             raise ManifestError(malformed.format(self.manifest.tokenizer, _first_line(exc))) from None
         self.encoder = PairEncoder(tokenizer, self.max_length)
+        if self.max_length < self.encoder.min_length:  # else pairs would hold the template and no text
+            raise InputError(
+                f"max_length must be between {self.encoder.min_length} and {self.manifest.max_length} for this model"
+            )
         graph_file = self.manifest.variants[self.variant].file
         graph = load_verified(self.model_dir, graph_file, self._entry(graph_file), cache)
         options = self._session_options(session_config or {})
