@@ -9,11 +9,12 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean
+.PHONY: help install install-dev demo default-model test fuzz export export-all eval bench bench-quick test-arm64 clean
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
 	@echo "make test        set up and run the offline test suite"
+	@echo "make fuzz        the property-based harness at depth (minutes; FUZZ_EXAMPLES=300)"
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
@@ -52,6 +53,12 @@ default-model: $(VENV)/.dev
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
+
+# The property-based harness at depth (minutes): random inputs for every surface; each failure is saved
+# in tests/fuzz-db and replayed by `make test` (turn it into an @example once fixed).
+FUZZ_EXAMPLES ?= 300
+fuzz: $(VENV)/.dev
+	RERANKER_FUZZ=deep RERANKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py
 
 export: $(VENV)/.dev
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<name from models.lock or checkpoint dir>"; exit 2)

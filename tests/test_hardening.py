@@ -386,3 +386,29 @@ def test_one_rule_for_empty_queries_in_score_rank_and_predict(bert, run, exporte
             call()
     code, _, err = run("score", query, "p", "--model", str(exported("bert")))
     assert one_line_error(err, code, 2) and "is empty" in err
+
+
+# Found beyond the list ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": 1' + "0" * 5000 + ', "text": "a"}', "a number too large"),  # Python refuses over 4,300 digits
+        ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+        ('\ufeff{"id": "bom", "text": "a"}', None),  # a byte-order mark at the start of the file is no text
+    ],
+    ids=["huge-integer", "deep-nesting", "byte-order-mark"],
+)
+def test_records_python_json_cannot_take_are_one_line_errors(tmp_path, line, message):
+    path = tmp_path / "r.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    if message is None:
+        assert [p.id for p in gather([], None, str(path), True)] == ["bom"]
+        return
+    with pytest.raises(InputError, match=message):
+        gather([], None, str(path), True)
+
+
+def test_max_length_below_the_template_is_refused(exported):
+    with pytest.raises(InputError, match="max_length must be between 5 and 512"):
+        Reranker(exported("bert"), max_length=4)
