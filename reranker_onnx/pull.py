@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import DownloadError, RerankerError
 from .manifest import MANIFEST_NAME, read_manifest
 from .registry import LockEntry, lookup
-from .store import ENV_HOME, install_atomically, staging, store_dir, sweep_leftovers
+from .store import ENV_HOME, staged, store_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,8 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
             f"export it locally with `make export MODEL={entry.name}`"
         )
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sweep_leftovers(target.parent)
-        with staging(target.parent, entry.name) as tmp:
+        with staged(target) as tmp:  # installed only if every file and check passes
             _fetch_verified(entry, url, files, tmp)
-            install_atomically(tmp, target)
     except OSError as exc:  # the store itself: read-only, not a folder, full
         if isinstance(exc, RerankerError):
             raise

@@ -6,7 +6,6 @@ exists is used as it is.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
@@ -16,22 +15,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ModelNotFoundError
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 log = logging.getLogger(__name__)
 
 ENV_HOME = "RERANKER_ONNX_HOME"
-PARTIAL, OLD, LOCK_SUFFIX = ".partial-", ".old-", ".lock"
+PARTIAL, OLD = ".partial-", ".old-"
 INSTALL_ATTEMPTS = 100
-UNLOCKED_GRACE_S = 60.0  # a staging folder without its lock file is young for this long (being created)
-LOCKLESS_STALE_S = 86400.0  # where advisory locks do not exist (Windows), a day-old staging folder is stale
+PIDLESS_STALE_S = 3600.0  # a staging folder named without its owner's pid (older versions) is stale after this
 
 
 def store_dir() -> Path:
@@ -104,7 +98,7 @@ def install_atomically(tmp: Path, target: Path) -> None:
     Concurrent installs of the same target (two pulls, threads) each succeed and the last one
     stays: a rename that finds the target taken moves the current one aside and tries again.
     """
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{OLD}"))
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{OLD}{os.getpid()}-"))
     try:
         for attempt in range(INSTALL_ATTEMPTS):
             try:
@@ -122,71 +116,76 @@ def install_atomically(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def staging(parent: Path, name: str) -> Iterator[Path]:
-    """A temporary sibling folder ``.NAME.partial-*`` for building a directory, removed on any exit.
-
-    While the block runs, this process holds a lock on ``<folder>.lock``; :func:`sweep_leftovers`
-    removes folders whose lock nobody holds, so a pull killed by SIGTERM or ``kill -9`` (which releases
-    every lock) leaves nothing behind for long.
-    """
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}{PARTIAL}"))
-    lock = tmp.with_name(tmp.name + LOCK_SUFFIX)
-    fd = None
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill would terminate it there: never sweep on Windows
+        return True
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        _try_lock(fd)
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            lock.unlink()
-        if fd is not None:
-            os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive lock without waiting; True when taken (no live process holds it)."""
-    if fcntl is None:  # Windows: no advisory locks here; leftovers go by age alone
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+    except OSError:  # exists, owned by someone else
+        return True
     return True
 
 
 def _owner_is_gone(folder: Path, now: float) -> bool:
+    """A folder named ``.NAME.partial-PID-*`` or ``.NAME.old-PID-*`` belongs to process PID; one
+    without a pid (left by an older version) belongs to no one once it is an hour old."""
+    rest = folder.name.split(PARTIAL, 1)[-1] if PARTIAL in folder.name else folder.name.split(OLD, 1)[-1]
+    pid = rest.split("-")[0]
+    if pid.isdigit():
+        return not _alive(int(pid))
     try:
-        age = now - folder.stat().st_mtime
+        return now - folder.stat().st_mtime > PIDLESS_STALE_S
     except OSError:
         return False
-    try:
-        fd = os.open(folder.with_name(folder.name + LOCK_SUFFIX), os.O_RDWR)
-    except FileNotFoundError:  # no lock file: from an older version, or being created this instant
-        return age > UNLOCKED_GRACE_S
-    except OSError:
-        return False
-    try:
-        return _try_lock(fd) if fcntl is not None else age > LOCKLESS_STALE_S
-    finally:
-        os.close(fd)
 
 
-def sweep_leftovers(parent: Path | None = None) -> list[Path]:
-    """Remove staging and set-aside folders that no live process owns; return what was removed."""
-    parent = store_dir() if parent is None else parent
-    removed = []
+def sweep_leftovers(parent: Path | None = None, name: str = "*") -> list[Path]:
+    """Remove the staging and set-aside folders (of model ``name``, or all) that no live process
+    owns, such as those of a pull killed by SIGTERM or ``kill -9``; return what was removed."""
+    parent = store_dir() if parent is None else Path(parent)
     now = time.time()
+    removed = []
     try:
-        folders = [p for p in parent.iterdir() if p.name.startswith(".") and (PARTIAL in p.name or OLD in p.name)]
+        folders = [*parent.glob(f".{name}{PARTIAL}*"), *parent.glob(f".{name}{OLD}*")]
     except OSError:  # no store yet, or not readable: nothing of ours to sweep
         return removed
     for folder in folders:
-        if folder.is_dir() and not folder.name.endswith(LOCK_SUFFIX) and _owner_is_gone(folder, now):
+        if folder.is_dir() and _owner_is_gone(folder, now):
             shutil.rmtree(folder, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                folder.with_name(folder.name + LOCK_SUFFIX).unlink()
             removed.append(folder)
             log.info("removed %s, left by an interrupted install", folder)
     return removed
+
+
+def sweep_partials(target: Path) -> None:
+    """Remove the staging folders of ``target`` whose owner process is gone (killed mid-write)."""
+    sweep_leftovers(Path(target).parent, Path(target).name)
+
+
+@contextmanager
+def staged(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Write a directory in a sibling staging folder, then swap it in as ``target`` in one rename.
+
+    The folder's name carries this process's id, so a later call sweeps what a killed writer left.
+    On any exception (Ctrl-C included) the folder is removed and ``target`` is untouched. With
+    ``keep_existing``, a ``target`` another process installed meanwhile wins and ours is dropped
+    (build-once caches); otherwise ours replaces it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_partials(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{PARTIAL}{os.getpid()}-"))
+    try:
+        yield tmp
+        if not keep_existing:
+            install_atomically(tmp, target)
+        else:
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was installed

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the export stage is a top-level package of the repository
 
 from export.versions import source_digest, tool_versions  # noqa: E402
+from reranker_onnx.store import staged  # noqa: E402
 
 FAMILIES = ("bert", "xlm-roberta", "modernbert", "jinabert")
 
@@ -48,22 +48,12 @@ _prune_stale_keys()
 
 
 def cached_dir(name: str, build, key: str) -> Path:
-    """Build ``name`` once into the cache (atomically: a half-built folder is never reused)."""
-    root = CACHE / key
-    target = root / name
-    if target.is_dir():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
-    try:
-        build(tmp / name)
-        try:
-            os.replace(tmp / name, target)
-        except OSError:  # another test run sharing the cache finished the same build first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Build ``name`` once into the cache (staged: a half-built folder is never reused; when another
+    test run sharing the cache finished the same build first, its folder wins)."""
+    target = CACHE / key / name
+    if not target.is_dir():
+        with staged(target, keep_existing=True) as tmp:
+            build(tmp)
     return target
 
 

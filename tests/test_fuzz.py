@@ -98,8 +98,8 @@ class CountingTokenizer:
 def reranker(exported):
     """The tiny BERT at fp32, its tokenizers counting what they are given."""
     r = Reranker(exported("bert"), variant="fp32", threads=1)
-    r.encoder.plain = CountingTokenizer(r.encoder.plain)
-    r.encoder.tokenizer = CountingTokenizer(r.encoder.tokenizer)
+    r.scorer.encoder.plain = CountingTokenizer(r.scorer.encoder.plain)
+    r.scorer.encoder.tokenizer = CountingTokenizer(r.scorer.encoder.tokenizer)
     return r
 
 
@@ -114,7 +114,7 @@ def tokenizers(checkpoint):
 # -- the Python API ----------------------------------------------------------------------------------
 
 def _bound(r: Reranker) -> int:
-    return 2 * char_cap(r.encoder.text_tokens)  # a cut query beside a cut passage
+    return 2 * char_cap(r.scorer.encoder.text_tokens)  # a cut query beside a cut passage
 
 
 @same_every_run
@@ -123,7 +123,7 @@ def _bound(r: Reranker) -> int:
 @example(query="q", passages=["x" * 2_000_000, " " * 2_000_000 + "tail"])  # huge words, leading blanks
 @example(query="one two", passages=["one\x0ctwo", "a\u2028b"])
 def test_score_is_finite_in_order_or_one_documented_error(reranker, query, passages):
-    reranker.encoder.plain.longest = reranker.encoder.tokenizer.longest = 0
+    reranker.scorer.encoder.plain.longest = reranker.scorer.encoder.tokenizer.longest = 0
     try:
         scores = reranker.score(query, passages)
     except InputError as exc:
@@ -131,7 +131,7 @@ def test_score_is_finite_in_order_or_one_documented_error(reranker, query, passa
         assert "is empty" in str(exc) or "not valid Unicode" in str(exc)
         return
     assert len(scores) == len(passages) and all(type(s) is float and math.isfinite(s) for s in scores)
-    assert max(reranker.encoder.plain.longest, reranker.encoder.tokenizer.longest) <= _bound(reranker)
+    assert max(reranker.scorer.encoder.plain.longest, reranker.scorer.encoder.tokenizer.longest) <= _bound(reranker)
 
 
 @same_every_run

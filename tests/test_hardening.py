@@ -23,7 +23,7 @@ from reranker_onnx.cli import main
 from reranker_onnx.encoding import char_cap
 from reranker_onnx.inputs import gather, split_lines
 from reranker_onnx.manifest import file_entry, read_manifest
-from reranker_onnx.store import install_atomically, staging, sweep_leftovers
+from reranker_onnx.store import staged, sweep_leftovers
 from reranker_onnx.threads import resolve_threads, usable_cpus
 
 
@@ -142,9 +142,10 @@ class CountingTokenizer:
 def counted(exported, monkeypatch):
     """A fresh reranker whose tokenizers record what they are given."""
     reranker = Reranker(exported("bert"), variant="fp32", threads=1)
-    plain, paired = CountingTokenizer(reranker.encoder.plain), CountingTokenizer(reranker.encoder.tokenizer)
-    monkeypatch.setattr(reranker.encoder, "plain", plain)
-    monkeypatch.setattr(reranker.encoder, "tokenizer", paired)
+    encoder = reranker.scorer.encoder
+    plain, paired = CountingTokenizer(encoder.plain), CountingTokenizer(encoder.tokenizer)
+    monkeypatch.setattr(encoder, "plain", plain)
+    monkeypatch.setattr(encoder, "tokenizer", paired)
     return reranker, plain, paired
 
 
@@ -156,9 +157,9 @@ def test_a_long_query_is_tokenized_in_full_never_and_cut_once(counted, caplog):
     with caplog.at_level(logging.WARNING):
         long_scores = reranker.score(query, passages)
     assert "is cut to share max_length" in caplog.text
-    assert max(plain.lengths) <= char_cap(reranker.encoder.text_tokens)
-    assert max(paired.lengths) < 10 * reranker.max_length  # the cut query, not 10,000 words, in every pair
-    short = " ".join(words[:2 * reranker.max_length])  # more words than any pair can keep
+    assert max(plain.lengths) <= char_cap(reranker.scorer.encoder.text_tokens)
+    assert max(paired.lengths) < 10 * reranker.info.max_length  # the cut query, not 10,000 words, in every pair
+    short = " ".join(words[:2 * reranker.info.max_length])  # more words than any pair can keep
     assert long_scores == reranker.score(short, passages)
 
 
@@ -171,7 +172,7 @@ def test_a_long_query_is_tokenized_in_full_never_and_cut_once(counted, caplog):
 )
 def test_a_huge_passage_never_reaches_the_tokenizer_whole(counted, make):
     reranker, plain, paired = counted
-    cap = char_cap(reranker.encoder.text_tokens)
+    cap = char_cap(reranker.scorer.encoder.text_tokens)
     scores = reranker.score("query", [make(2_000_000), "short one"])
     assert all(map(lambda s: s == s and abs(s) < 1e30, scores))
     assert max(plain.lengths) <= cap and max(paired.lengths) <= 2 * cap
@@ -181,8 +182,8 @@ def test_an_ordinary_passage_cut_scores_like_the_whole(bert):
     from export.debian import read_descriptions
 
     body = " ".join(d.body for d in read_descriptions("en")[:400])
-    assert len(body) > 2 * char_cap(bert.encoder.text_tokens)
-    assert bert.encoder.cut(body).exact
+    assert len(body) > 2 * char_cap(bert.scorer.encoder.text_tokens)
+    assert bert.scorer.encoder.cut(body).exact
     # The first max_length tokens lie in the first few thousand characters: cut or not, the same ids.
     assert bert.score("network tools", [body]) == bert.score("network tools", [body[:20_000]])
 
@@ -307,12 +308,11 @@ def test_concurrent_installs_of_one_model_all_succeed(tmp_path):
 
     def install(k: int) -> None:
         for i in range(25):
-            with staging(target.parent, "m") as tmp:
-                (tmp / "manifest.json").write_text(f"{k}-{i}")
-                try:
-                    install_atomically(tmp, target)
-                except BaseException as exc:  # noqa: BLE001 - collected for the assertion
-                    errors.append(exc)
+            try:
+                with staged(target) as tmp:
+                    (tmp / "manifest.json").write_text(f"{k}-{i}")
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
 
     threads = [threading.Thread(target=install, args=(k,)) for k in range(8)]
     for t in threads:
@@ -329,8 +329,8 @@ def test_concurrent_installs_of_one_model_all_succeed(tmp_path):
 _STAGE_AND_WAIT = """
 import sys, time
 from pathlib import Path
-from reranker_onnx.store import staging
-with staging(Path(sys.argv[1]), "m") as tmp:
+from reranker_onnx.store import staged
+with staged(Path(sys.argv[1]) / "m") as tmp:
     (tmp / "half").write_text("x")
     print(tmp, flush=True)
     time.sleep(60)
@@ -351,11 +351,9 @@ def test_leftovers_of_a_killed_pull_are_swept_and_live_ones_kept(tmp_path, run, 
     old = store / ".m.partial-from-an-older-version"
     old.mkdir()
     os.utime(old, (time.time() - 3600, time.time() - 3600))
-    with staging(store, "m") as mine:
-        code, _, _ = run("list")  # `list` sweeps what no live process owns
-        assert code == 0 and mine.is_dir()
-    assert not left.exists() and not old.exists()
-    assert sorted(p.name for p in store.iterdir()) == []
+    code, _, _ = run("list")  # `list` sweeps what no live process owns
+    assert code == 0 and not left.exists() and not old.exists()
+    assert list(store.iterdir()) == []
 
 
 # 8. untrusted text on a terminal -------------------------------------------------------------------
