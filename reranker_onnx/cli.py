@@ -29,6 +29,14 @@ ModelOption = typer.Option(None, "--model", "-m", help="Model directory or name 
 VariantOption = typer.Option(None, "--variant", help="fp32, avx2, avx512_vnni or arm64 (default: chosen for this CPU).")
 
 
+# JSON allows these raw inside strings, but line readers (str.splitlines, JavaScript) break there.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
 def _print_table(rows: list[dict], width: int) -> None:
     ids = [inert(str(r["id"])) for r in rows]
     id_width = max([2] + [len(i) for i in ids])
@@ -76,10 +84,10 @@ def score(
     if as_json or as_jsonl:
         public = [{k: v for k, v in r.items() if k != "text" or with_text} for r in rows]
         if as_json:
-            typer.echo(json.dumps(public, ensure_ascii=False))
+            typer.echo(_json(public))
         else:
             for r in public:
-                typer.echo(json.dumps(r, ensure_ascii=False))
+                typer.echo(_json(r))
     else:
         _print_table(rows, shutil.get_terminal_size((100, 20)).columns)
 

@@ -123,29 +123,66 @@ class PairEncoder:
         """``text`` cut once to what any pair can keep of it (exact unless it is pathological)."""
         return cut_to_tokens(self.plain, text, self.text_tokens)
 
-    def fit_passage(self, passage: str) -> str:
-        """A passage longer than :func:`char_cap` characters, cut; shorter ones are never touched."""
+    def fit_passage(self, passage: str) -> tuple[str, int]:
+        """A passage longer than :func:`char_cap` characters, cut (shorter ones are never touched),
+        and the fewest tokens the whole passage has (0: not counted)."""
         if len(passage) <= char_cap(self.text_tokens):
-            return passage
+            return passage, 0
         cut = self.cut(passage)
         if not cut.exact and cut.tokens < self.text_tokens:
             log.warning(
                 "a passage of %d characters holds only %d tokens in its first %d; it is scored on those",
                 len(passage), cut.tokens, len(cut.text),
             )
-        return cut.text
+        return cut.text, cut.tokens
 
     def query_tokens(self, query: str) -> int:
         """Tokens of ``query`` without special tokens (at most :func:`char_cap` characters are read)."""
         return self.cut(query).tokens
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
-        """Token ids of pairs; each distinct query is cut once, long passages are cut first."""
-        queries: dict[str, str] = {}
-        batch = []
-        for q, p in pairs:
-            if q not in queries:
-                queries[q] = self.cut(q).text
-            batch.append((queries[q], self.fit_passage(p)))
-        encodings: list[Encoding] = self.tokenizer.encode_batch(batch)
-        return EncodedPairs(ids=[e.ids for e in encodings], type_ids=[e.type_ids for e in encodings])
+        """Token ids of pairs, as the reference's truncation gives them, from texts cut first.
+
+        A query within its share is never cut and pairs go through the tokenizer's own truncation.
+        A longer query is cut once; its pairs are truncated here by the same rule on the texts' whole
+        token counts, since which side of a pair is longer decides who keeps the odd token.
+        """
+        cuts = {q: self.cut(q) for q in dict.fromkeys(q for q, _ in pairs)}
+        fitted = [self.fit_passage(p) for _, p in pairs]
+        ids: list[list[int]] = [[] for _ in pairs]
+        type_ids: list[list[int]] = [[] for _ in pairs]
+        short = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens <= self.query_share]
+        encodings: list[Encoding] = self.tokenizer.encode_batch([(pairs[i][0], fitted[i][0]) for i in short])
+        for i, e in zip(short, encodings):
+            ids[i], type_ids[i] = e.ids, e.type_ids
+        long = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens > self.query_share]
+        queries = {q: self.plain.encode(cuts[q].text, add_special_tokens=False) for q in {pairs[i][0] for i in long}}
+        for start in range(0, len(long), LONG_QUERY_ROWS):  # passages untruncated: few at a time
+            rows = long[start : start + LONG_QUERY_ROWS]
+            passages = self.plain.encode_batch([fitted[i][0] for i in rows], add_special_tokens=False)
+            for i, passage in zip(rows, passages):
+                query = pairs[i][0]
+                keep_q, keep_p = longest_first(cuts[query].tokens, max(len(passage.ids), fitted[i][1]), self.text_tokens)
+                q = Encoding.merge([queries[query]])  # a copy: truncate changes it in place
+                q.truncate(keep_q)
+                passage.truncate(keep_p)
+                e = self.plain.post_process(q, passage, add_special_tokens=True)
+                ids[i], type_ids[i] = e.ids, e.type_ids
+        return EncodedPairs(ids=ids, type_ids=type_ids)
+
+
+LONG_QUERY_ROWS = 32  # passages tokenized at once beside a long query, whole: bounds their memory
+
+
+def longest_first(n1: int, n2: int, room: int) -> tuple[int, int]:
+    """Tokens kept of two texts of ``n1`` and ``n2`` tokens sharing ``room``, by the rule of the
+    tokenizers library's ``longest_first`` truncation: the shorter keeps all it can, and when both
+    are long they split the room, the longer one (the second on a tie) taking the odd token."""
+    swap = n1 > n2
+    short, long = (n2, n1) if swap else (n1, n2)
+    long = short if short > room else max(short, room - short)
+    if short + long > room:
+        short = room // 2
+        long = short + room % 2
+    kept = (long, short) if swap else (short, long)
+    return min(n1, kept[0]), min(n2, kept[1])

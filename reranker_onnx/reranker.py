@@ -168,11 +168,11 @@ class Reranker:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"pair {i} must be a (query, passage) tuple")
             checked.append((_check_text(pair[0], f"query of pair {i}"), _check_text(pair[1], f"passage of pair {i}")))
-        cut: dict[str, str] = {}
+        seen: set[str] = set()
         for i, (query, _) in enumerate(checked):
-            if query not in cut:
-                cut[query] = self._check_query(query, f"the query of pair {i}")
-        return self._scorer.scores([(cut[q], p) for q, p in checked])
+            if query not in seen:
+                seen.add(self._check_query(query, f"the query of pair {i}"))
+        return self._scorer.scores(checked)
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Scores of one query against passages, in the passages' order."""
@@ -182,8 +182,8 @@ class Reranker:
 
     def _check_query(self, query: str, what: str) -> str:
         """One rule for score, rank and predict: a query with nothing visible, or no tokens for this
-        model (only NULs, zero-width or blank characters), is refused. Returns it cut once to what any
-        pair can keep, so a 10,000-word query costs what a 500-token one does."""
+        model (only NULs, zero-width or blank characters), is refused. A long one is cut once per
+        1,024 pairs when they are encoded (encoding.py), so it costs what a 500-token one does."""
         encoder = self._scorer.encoder
         cut = encoder.cut(query)
         if is_blank(query) or cut.tokens == 0:
@@ -193,7 +193,7 @@ class Reranker:
                 "%s has more than %d tokens and is cut to share max_length=%d with each passage",
                 what, encoder.query_share, encoder.max_length,
             )
-        return cut.text
+        return query
 
     def rank(
         self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False

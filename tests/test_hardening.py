@@ -70,9 +70,10 @@ def test_valid_json_lines_with_a_raw_separator_in_a_string_are_read(run, exporte
     path = tmp_path / "r.jsonl"
     path.write_text(f'{{"id": "a", "text": "x{sep}y"}}\n{{"id": "b", "text": "z"}}\n', encoding="utf-8")
     code, out, err = run("score", "q", "--records", str(path), "--model", str(exported("bert")),
-                         "--json", "--with-text", "--keep-order")
+                         "--jsonl", "--with-text", "--keep-order")
     assert code == 0, err
-    assert [(r["id"], r["text"]) for r in json.loads(out)] == [("a", f"x{sep}y"), ("b", "z")]
+    rows = [json.loads(line) for line in out.splitlines()]  # escaped in the output, so any line reader works
+    assert [(r["id"], r["text"]) for r in rows] == [("a", f"x{sep}y"), ("b", "z")]
 
 
 def test_split_lines_counts_like_wc_and_accepts_crlf():
@@ -131,7 +132,7 @@ class CountingTokenizer:
         return self.inner.encode(text, *args, **kwargs)
 
     def encode_batch(self, batch, *args, **kwargs):
-        self.lengths.extend(len(q) + len(p) for q, p in batch)
+        self.lengths.extend(len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in batch)
         return self.inner.encode_batch(batch, *args, **kwargs)
 
     def __getattr__(self, name):
@@ -158,7 +159,7 @@ def test_a_long_query_is_tokenized_in_full_never_and_cut_once(counted, caplog):
         long_scores = reranker.score(query, passages)
     assert "is cut to share max_length" in caplog.text
     assert max(plain.lengths) <= char_cap(reranker.scorer.encoder.text_tokens)
-    assert max(paired.lengths) < 10 * reranker.info.max_length  # the cut query, not 10,000 words, in every pair
+    assert max(paired.lengths, default=0) < 10 * reranker.info.max_length  # never the 10,000 words
     short = " ".join(words[:2 * reranker.info.max_length])  # more words than any pair can keep
     assert long_scores == reranker.score(short, passages)
 
@@ -175,7 +176,7 @@ def test_a_huge_passage_never_reaches_the_tokenizer_whole(counted, make):
     cap = char_cap(reranker.scorer.encoder.text_tokens)
     scores = reranker.score("query", [make(2_000_000), "short one"])
     assert all(map(lambda s: s == s and abs(s) < 1e30, scores))
-    assert max(plain.lengths) <= cap and max(paired.lengths) <= 2 * cap
+    assert max(plain.lengths) <= cap and max(paired.lengths, default=0) <= 2 * cap
 
 
 def test_an_ordinary_passage_cut_scores_like_the_whole(bert):
@@ -231,15 +232,30 @@ def test_the_cli_with_10000_threads_scores_and_exits(run, exported):
 
 # 6. one-line errors -------------------------------------------------------------------------------
 
-def test_pull_into_a_store_that_is_a_file_is_one_line(run, tmp_path, monkeypatch):
-    home = tmp_path / "home-file"
-    home.write_text("not a folder")
-    monkeypatch.setenv("RERANKER_ONNX_HOME", str(home))
+def _lock_with_one_model(tmp_path, monkeypatch) -> None:
+    """A private registry naming model "m", published at a port where nothing listens."""
     lock = tmp_path / "models.lock"
     lock.write_text(json.dumps({"lock_version": 1, "models": {"m": {
         "license": "mit", "family": "bert", "max_length": 8, "activation": "identity",
         "artifacts": {"url": "http://127.0.0.1:9/", "files": {"manifest.json": {"sha256": "0" * 64, "size": 1}}}}}}))
     monkeypatch.setenv("RERANKER_ONNX_LOCK", str(lock))
+
+
+def test_pull_into_a_store_that_is_a_file_is_one_line(run, tmp_path, monkeypatch):
+    home = tmp_path / "home-file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("RERANKER_ONNX_HOME", str(home))
+    _lock_with_one_model(tmp_path, monkeypatch)
+    code, _, err = run("pull", "m")
+    assert one_line_error(err, code, 1) and "cannot write the model store" in err
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_pull_into_a_read_only_store_is_one_line(run, tmp_path, monkeypatch):
+    home = tmp_path / "read-only"
+    home.mkdir(mode=0o500)
+    monkeypatch.setenv("RERANKER_ONNX_HOME", str(home))
+    _lock_with_one_model(tmp_path, monkeypatch)
     code, _, err = run("pull", "m")
     assert one_line_error(err, code, 1) and "cannot write the model store" in err
 
