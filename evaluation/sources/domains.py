@@ -69,5 +69,4 @@ def domain_task(name: str, split: Split = "test", max_queries: int | None = None
             "records_sha256": records_sha256(records),
         }
     }
-    task = build_task(as_descriptions(records), "en", split, max_queries, provenance=provenance)
-    return Task(name=name, lang="en", corpus=task.corpus, queries=task.queries, record=task.record)
+    return build_task(as_descriptions(records), "en", split, max_queries, provenance=provenance, name=name)
