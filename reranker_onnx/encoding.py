@@ -5,6 +5,10 @@ with the tokenizer's own template and truncates ``longest_first`` at ``max_lengt
 longer than its share (half of what the template leaves), that removes passage tokens only; a longer
 query is cut too, to its share, as the reference does, and we warn, since the ranking then sees only
 part of the question. Using the same Rust truncation keeps the ids identical, not merely similar.
+
+Texts are cut before tokenizing (``cut_to_tokens``), where the cut provably keeps every token the
+pair can hold, so neither a 10,000-word query nor a 20 MB passage costs more than a long pair does;
+``tests/test_fuzz.py`` checks the ids against the uncut texts' on every family's tokenizer.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def char_cap(max_tokens: int) -> int:
 @dataclass(frozen=True)
 class Cut:
     text: str  # a prefix of the input
-    tokens: int  # tokens (no special tokens) in ``text``
+    tokens: int  # tokens (no special tokens) of the whole input, or of its first char_cap characters if longer
     exact: bool  # ``text`` tokenizes to the input's first ``max_tokens`` tokens (or to all of them)
 
 
@@ -143,7 +147,9 @@ class PairEncoder:
     def encode(self, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
         """Token ids of pairs, as the reference's truncation gives them, from texts cut first.
 
-        A query within its share is never cut and pairs go through the tokenizer's own truncation.
+        A query within its share is not cut (unless its first :func:`char_cap` characters hold no
+        more tokens than that: then it is scored on those) and pairs go through the tokenizer's own
+        truncation.
         A longer query is cut once; its pairs are truncated here by the same rule on the texts' whole
         token counts, since which side of a pair is longer decides who keeps the odd token.
         """
@@ -152,7 +158,7 @@ class PairEncoder:
         ids: list[list[int]] = [[] for _ in pairs]
         type_ids: list[list[int]] = [[] for _ in pairs]
         short = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens <= self.query_share]
-        encodings: list[Encoding] = self.tokenizer.encode_batch([(pairs[i][0], fitted[i][0]) for i in short])
+        encodings: list[Encoding] = self.tokenizer.encode_batch([(cuts[pairs[i][0]].text, fitted[i][0]) for i in short])
         for i, e in zip(short, encodings):
             ids[i], type_ids[i] = e.ids, e.type_ids
         long = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens > self.query_share]

@@ -188,7 +188,10 @@ class Reranker:
         cut = encoder.cut(query)
         if is_blank(query) or cut.tokens == 0:
             raise InputError(f"{what} is empty (nothing visible, or no tokens for this model): give a non-empty query")
-        if cut.tokens > encoder.query_share:
+        if not cut.exact and cut.tokens < encoder.text_tokens:
+            log.warning("%s holds only %d tokens in its first %d characters; it is scored on those",
+                        what, cut.tokens, len(cut.text))
+        elif cut.tokens > encoder.query_share:
             log.warning(
                 "%s has more than %d tokens and is cut to share max_length=%d with each passage",
                 what, encoder.query_share, encoder.max_length,

@@ -204,6 +204,7 @@ def test_an_exact_cut_keeps_the_first_tokens_and_reads_a_bounded_prefix(tokenize
 # -- the CLI ---------------------------------------------------------------------------------------
 
 def _run_cli(capsys, monkeypatch, argv: list[str], stdin: bytes | None = None) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what building a fixture printed
     fake = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
     fake.isatty = (lambda: False) if stdin is not None else (lambda: True)  # type: ignore[method-assign]
     monkeypatch.setattr(sys, "stdin", fake)
