@@ -58,7 +58,7 @@ export: $(VENV)/.dev
 	$(PY) -m export $(MODEL) $(EXPORT_FLAGS)
 
 export-all: $(VENV)/.dev
-	@for family in bert xlm-roberta modernbert jinabert tinybert-l2; do \
+	@for family in $$($(PY) -m export.fixtures --list); do \
 		$(PY) -m export.fixtures $$family .cache/checkpoints/tiny-$$family && \
 		$(PY) -m export .cache/checkpoints/tiny-$$family --name tiny-$$family --no-gate || exit 1; \
 	done

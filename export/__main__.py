@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 REPO_LOCK = Path(__file__).resolve().parents[1] / "models.lock"
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export: missing {exc.name}: install the export extra: pip install -e '.[export]'", file=sys.stderr)
         return 2
     from reranker_onnx.errors import RerankerError
-    from reranker_onnx.registry import lookup
+    from reranker_onnx.registry import Recipe, lookup
     from reranker_onnx.store import store_dir
 
     from .families import ExportError
@@ -78,13 +79,15 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = fetch_checkpoint(entry.repo, revision)
             source = {"repo": entry.repo, "revision": revision}
         output = args.output or store_dir() / name
-        recipe = entry.recipe if entry else {}
+        recipe = (entry.recipe if entry else None) or Recipe()
+        if args.languages:
+            recipe = replace(recipe, languages=tuple(args.languages.split(",")))
+        if args.quantize_embeddings:
+            recipe = replace(recipe, quantize_embeddings=EMBEDDING_CHOICES[args.quantize_embeddings])
         options = ExportOptions(
             name=name, source=source, max_length=args.max_length or (entry.max_length if entry else None),
-            gate=not args.no_gate, languages=tuple(args.languages.split(",") if args.languages else recipe.get("languages", ("en", "ja"))),
-            quantize_embeddings=EMBEDDING_CHOICES[args.quantize_embeddings] if args.quantize_embeddings
-            else recipe.get("quantize_embeddings"),
-            queries_per_language=args.validation_queries,
+            gate=not args.no_gate, recipe=recipe, queries_per_language=args.validation_queries,
+            family=entry.family if entry else None, activation=entry.activation if entry else None,
         )
         result = export_model(checkpoint, output, options)
         if entry is not None:
