@@ -17,8 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the export stage is a top-level package of the repository
 
+import testing.cache  # noqa: E402
 from export.versions import source_digest, tool_versions  # noqa: E402
-from reranker_onnx.store import staged  # noqa: E402
 
 
 TOOLS = ("torch", "transformers", "optimum-onnx", "onnxruntime", "tokenizers", "sentence-transformers")
@@ -46,13 +46,8 @@ _prune_stale_keys()
 
 
 def cached_dir(name: str, build, key: str) -> Path:
-    """Build ``name`` once into the cache (staged: a half-built folder is never reused; when another
-    test run sharing the cache finished the same build first, its folder wins)."""
-    target = CACHE / key / name
-    if not target.is_dir():
-        with staged(target, keep_existing=True) as tmp:
-            build(tmp)
-    return target
+    """Build ``name`` once into the cache (staged: a half-built folder is never reused)."""
+    return testing.cache.cached_dir(CACHE / key, name, build)
 
 
 def _export(checkpoint: Path, output: Path, name: str, gate: bool) -> None:
