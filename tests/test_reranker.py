@@ -14,6 +14,7 @@ from export.reference import cross_encoder_reference
 from export.validation import validation_set
 from reranker_onnx import InputError, Reranker, VariantError, cpu
 from reranker_onnx.manifest import read_manifest
+from reranker_onnx.scoring import Batching
 
 HF_FAMILIES = [name for name, f in FAMILIES.items() if f.reference is cross_encoder_reference]  # sentence-transformers' own
 
@@ -91,7 +92,9 @@ def test_batching_never_changes_scores_or_order(exported, pairs, monkeypatch):
     monkeypatch.setattr("reranker_onnx.scoring.PAIRS_PER_CHUNK", 5)
     small = Reranker(model, variant="fp32", token_budget=512, max_rows=3).predict(pairs)
     one_by_one = [Reranker(model, variant="fp32").predict([p])[0] for p in pairs[:6]]
-    assert np.allclose(big, small, atol=1e-5)
+    scorer = Reranker(model, variant="fp32").scorer
+    budget_only = scorer.with_batching(Batching(token_budget=1024, max_rows=5, pad_slack=1.0)).scores(pairs)
+    assert np.allclose(big, small, atol=1e-5) and np.allclose(big, budget_only, atol=1e-5)
     assert np.allclose(big[:6], one_by_one, atol=1e-5)
 
 
