@@ -30,7 +30,7 @@ FAMILIES: dict[str, Family] = {
     "bert": Family("bert", ("input_ids", "attention_mask", "token_type_ids"), "optimum", "bert"),
     "xlm-roberta": Family("xlm-roberta", ("input_ids", "attention_mask"), "optimum", "bert", 2),
     "modernbert": Family("modernbert", ("input_ids", "attention_mask"), "optimum", None),
-    "jinabert": Family("jinabert", ("input_ids", "attention_mask", "token_type_ids"), "jinabert", None),
+    "jinabert": Family("jinabert", ("input_ids", "attention_mask"), "jinabert", None),  # segment 0 in-graph
 }
 
 
