@@ -7,27 +7,18 @@ half-built folder is never reused, and two runs sharing the cache both end up wi
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from reranker_onnx.store import staged
+
 
 def cached_dir(root: Path, name: str, build: Callable[[Path], object]) -> Path:
-    """``root/name``, built by ``build(path)`` if it is not there yet (atomically)."""
+    """``root/name``, built by ``build(path)`` if it is not there yet, staged by ``store.staged``: a
+    half-built folder is never reused, and when another run sharing the cache finished first, its
+    folder wins."""
     target = Path(root) / name
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        build(tmp / target.name)
-        try:
-            os.replace(tmp / target.name, target)
-        except OSError:  # another run sharing the cache finished the same build first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not target.is_dir():
+        with staged(target, keep_existing=True) as tmp:
+            build(tmp)
     return target

@@ -453,7 +453,7 @@ def _cached_tokenizer(label: str, make):
 
     from .cache import cached_dir
 
-    folder = cached_dir(CACHE / key() / "tokenizers", label, lambda d: (d.mkdir(parents=True), make().save(str(d / "tokenizer.json"))))
+    folder = cached_dir(CACHE / key() / "tokenizers", label, lambda d: make().save(str(d / "tokenizer.json")))
     return Tokenizer.from_file(str(folder / "tokenizer.json"))
 
 

@@ -48,7 +48,7 @@ _prune_stale_keys()
 
 
 def cached_dir(name: str, build, key: str) -> Path:
-    """Build ``name`` once into the cache (atomically: a half-built folder is never reused)."""
+    """Build ``name`` once into the cache (staged: a half-built folder is never reused)."""
     return testing.cache.cached_dir(CACHE / key, name, build)
 
 
