@@ -117,14 +117,12 @@ def install_atomically(tmp: Path, target: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill would terminate it there: never sweep on Windows
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by someone else
-        return True
+    except OSError:  # it exists, owned by someone else
+        pass
     return True
 
 
@@ -133,8 +131,8 @@ def _owner_is_gone(folder: Path, now: float) -> bool:
     without a pid (left by an older version) belongs to no one once it is an hour old."""
     rest = folder.name.split(PARTIAL, 1)[-1] if PARTIAL in folder.name else folder.name.split(OLD, 1)[-1]
     pid = rest.split("-")[0]
-    if pid.isdigit():
-        return not _alive(int(pid))
+    if pid.isdigit():  # os.kill would terminate the process on Windows: never sweep by pid there
+        return sys.platform != "win32" and not _alive(int(pid))
     try:
         return now - folder.stat().st_mtime > PIDLESS_STALE_S
     except OSError:
