@@ -5,7 +5,6 @@ The property-based harness that looks for more such inputs is ``tests/test_fuzz.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -25,19 +24,7 @@ from reranker_onnx.inputs import gather, split_lines
 from reranker_onnx.manifest import file_entry, read_manifest
 from reranker_onnx.store import staged, sweep_leftovers
 from reranker_onnx.threads import resolve_threads, usable_cpus
-
-
-@pytest.fixture()
-def run(capsys, monkeypatch):
-    def call(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-        fake = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
-        fake.isatty = (lambda: False) if stdin is not None else (lambda: True)  # type: ignore[method-assign]
-        monkeypatch.setattr(sys, "stdin", fake)
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
+from test_cli import run  # noqa: F401 - the CLI runner fixture
 
 
 @pytest.fixture(scope="module")
