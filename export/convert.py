@@ -40,9 +40,12 @@ def optimum_onnx(checkpoint: Path, output: Path, opset: int) -> None:
     from optimum.exporters.onnx import main_export
 
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+        # library_name: a cross-encoder repo with config_sentence_transformers.json (newer upstream
+        # commits have one) otherwise makes optimum pick sentence-transformers, which has no
+        # text-classification task (found by the seed replicas).
         main_export(
             str(checkpoint), tmp, task="text-classification", opset=opset, do_validation=False,
-            device="cpu", local_files_only=True, no_post_process=False,
+            device="cpu", local_files_only=True, no_post_process=False, library_name="transformers",
         )
         produced = Path(tmp) / "model.onnx"
         if not produced.is_file():

@@ -149,6 +149,14 @@ def pull(
     typer.echo(f"{name}: ready at {directory}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def export(ctx: typer.Context) -> None:
+    """Export a checkpoint (a models.lock name or a folder) to a model directory; needs the export extra."""
+    from .export_command import export_main
+
+    raise typer.Exit(export_main(list(ctx.args)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (testable without a subprocess)."""
     logging.basicConfig(level=logging.WARNING, format="rerank-onnx: %(message)s")
