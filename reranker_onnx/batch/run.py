@@ -97,8 +97,8 @@ def run_batch(
     # On the driver: resolve and verify the model, and fix the variant every worker will use.
     reranker = Reranker(job.model, variant=job.variant, threads=job.threads if engine == "local" else 1)
     files = JobFiles(Path(job.output).absolute(), job.errors_path, _identity(job, source, reranker))
-    files.open()
     try:
+        files.open()
         report = BatchReport(variant=reranker.variant, bad=files.bad_rows_done())
         done = files.done()
         shards = plan_shards(source.row_sizes(), job.limits)
