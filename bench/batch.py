@@ -28,6 +28,7 @@ CONFIGS = {  # name: (engine, actors, threads per worker)
     "ray, 1 actor × 2 threads": ("ray", 1, 2),
     "ray, 2 actors × 1 thread": ("ray", 2, 1),
 }
+SHARD_BYTES = 24 << 10  # about 3 rows of 10 Debian descriptions: 10 shards for the default workload
 
 
 def write_workload(path: Path, queries: int, candidates: int, seed: int = 0) -> int:
@@ -49,7 +50,7 @@ def write_workload(path: Path, queries: int, candidates: int, seed: int = 0) -> 
 
 def run_one(name: str, source: str, output: str) -> dict:
     """One configuration, in this (fresh) process."""
-    from reranker_onnx.batch import BatchJob, run_batch
+    from reranker_onnx.batch import BatchJob, Limits, run_batch
     from reranker_onnx.batch.work import peak_rss
 
     engine, actors, threads = CONFIGS[name]
@@ -60,7 +61,9 @@ def run_one(name: str, source: str, output: str) -> dict:
         started = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         ray_init = time.perf_counter() - started
-    report = run_batch(BatchJob(source, output, threads=threads), engine=engine, actors=actors, progress=False)
+    # Small shards, so that 2 actors share a small workload (the default is sized for long jobs).
+    job = BatchJob(source, output, threads=threads, limits=Limits(shard_bytes=SHARD_BYTES))
+    report = run_batch(job, engine=engine, actors=actors, progress=False)
     return {
         "pairs": report.pairs, "seconds": report.seconds, "ray_init_s": ray_init, "variant": report.variant,
         "worker_peak_rss_mib": sorted(round(v / 2**20) for pid, v in report.peak_rss.items() if pid != os.getpid()),
@@ -70,8 +73,8 @@ def run_one(name: str, source: str, output: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--one", help=argparse.SUPPRESS)

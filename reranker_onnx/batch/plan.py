@@ -19,11 +19,12 @@ class Limits:
     """Settings of a batch job, each with the reason for its value."""
 
     # A shard closes at this many input bytes: its rows, pairs and output stay in memory together, so
-    # this bounds the job's memory whatever the input size. 1 MiB is about 4,000 short pairs: a few
-    # seconds of scoring on one core, so a kill loses little and the progress bar moves.
-    shard_bytes: int = 1 << 20
+    # this bounds the job's memory whatever the input size. It is also what a kill can lose and what
+    # Ray balances: 256 KiB is about 250 pairs of real (Debian) passages, some 7 s of a MiniLM-size
+    # model on one core (bench/batch.py), or about 1,000 short pairs.
+    shard_bytes: int = 256 << 10
     # ... or at this many rows (lines of JSON Lines, rows of Parquet), whichever comes first.
-    shard_rows: int = 4096
+    shard_rows: int = 1024
     # A longer line is a bad row, read past without being held: one corrupt line (a missing newline
     # in a multi-GB file) must not take the whole file into memory.
     max_line_bytes: int = 16 << 20
