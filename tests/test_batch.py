@@ -207,9 +207,15 @@ def test_an_existing_output_or_another_jobs_parts_are_refused(model, tmp_path, c
     assert "belongs to a job with a different" in err and "top_k" in err and err.count("\n") == 1
 
 
-def test_a_missing_extra_names_it():
+def test_a_missing_extra_names_it_before_any_file_is_written(model, tmp_path, monkeypatch, capsys):
     with pytest.raises(RerankerError, match=r"pip install 'reranker-onnx\[ray\]'"):
         need("no_such_module_here", "ray")
+    source = write_rows(tmp_path / "in.jsonl", 3)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` fail
+    assert main(["batch", str(source), str(tmp_path / "out.jsonl"), "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err == "rerank-onnx: error: tqdm is not installed: pip install 'reranker-onnx[batch]' (tqdm, pyarrow)\n"
+    assert not (tmp_path / "out.jsonl.parts").exists()
 
 
 def test_parquet_input_scores_like_the_same_rows_in_json_lines(model, tmp_path):

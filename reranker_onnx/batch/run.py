@@ -18,6 +18,7 @@ from typing import Literal
 
 from reranker_onnx import InputError, Reranker
 
+from .deps import need
 from .job import JobFiles
 from .plan import Limits, Shard, plan_shards
 from .progress import Progress
@@ -92,8 +93,15 @@ def run_batch(
         raise InputError("max_errors must be at least 0")
     if job.top_k is not None and job.top_k < 1:
         raise InputError("top_k must be at least 1")
+    if engine not in ("local", "ray"):
+        raise InputError(f"unknown engine {engine!r}: use local or ray")
     started = time.monotonic()
     source = open_source(job.input, job.input_format)
+    need("tqdm", "batch")  # every missing extra is named before any file is written
+    if source.format == "parquet":
+        need("pyarrow.parquet", "batch")
+    if engine == "ray":
+        need("ray.data", "ray")
     # On the driver: resolve and verify the model, and fix the variant every worker will use.
     reranker = Reranker(job.model, variant=job.variant, threads=job.threads if engine == "local" else 1)
     files = JobFiles(Path(job.output).absolute(), job.errors_path, _identity(job, source, reranker))
@@ -106,13 +114,11 @@ def run_batch(
         try:
             if engine == "local":
                 results = _local(reranker, source, job, _pending(shards, done, report, bar))
-            elif engine == "ray":
+            else:
                 from .ray_engine import score_on_ray
 
                 pending = list(_pending(shards, done, report, bar))
                 results = score_on_ray(reranker.model_dir, reranker.variant, source, pending, job, address, actors, job.threads)
-            else:
-                raise InputError(f"unknown engine {engine!r}: use local or ray")
             _collect(results, files, job, report, bar)
         finally:
             bar.close()
