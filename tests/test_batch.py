@@ -339,3 +339,12 @@ def test_a_100k_pair_input_runs_in_the_memory_of_a_small_one(model, tmp_path):
     grew = peaks[10_000] - peaks[2_000]
     print(f"peak RSS: {peaks[2_000] >> 20} MiB for 20,000 pairs, {peaks[10_000] >> 20} MiB for 100,000")
     assert grew < 8 << 20, f"peak RSS grew {grew >> 20} MiB from 20,000 to 100,000 pairs"
+
+
+def test_the_progress_bar_shows_pairs_per_second_on_a_terminal_and_nothing_in_a_pipe(model, tmp_path, capsys):
+    source = write_rows(tmp_path / "in.jsonl", 30)
+    run_batch(BatchJob(str(source), str(tmp_path / "quiet.jsonl"), model=str(model), limits=SMALL))  # stderr is no tty
+    assert capsys.readouterr().err == ""
+    run_batch(BatchJob(str(source), str(tmp_path / "bar.jsonl"), model=str(model), limits=SMALL), progress=True)
+    err = capsys.readouterr().err
+    assert "pairs/s" in err and "100%" in err

@@ -2,12 +2,22 @@
 and nothing twice.
 
 While it runs, ``OUTPUT.parts/`` holds ``job.json`` (what the job is: input, model, options) and, for
-every finished shard N, ``N.errors.jsonl`` then ``N.jsonl``. Each is written to a temporary name,
-flushed to disk and renamed: a rename is atomic, so a shard file is either absent or complete, and
-``N.jsonl`` appearing is the moment shard N is done. A restarted job plans the same shards (their
-bounds depend only on the input's bytes) and skips those whose ``N.jsonl`` exists. When every shard is
-done, the shards are concatenated in order into a temporary file renamed to OUTPUT, and the parts are
-removed; a kill during that step leaves the parts, and the next run assembles again.
+every finished shard N, ``N.errors.jsonl`` then ``N.jsonl``. When every shard is done they are
+concatenated in order into a temporary file renamed to OUTPUT, and the parts are removed.
+
+Why no row is lost or written twice, after a kill at any instant:
+
+1. Every file is written under a temporary name, flushed and fsynced, then renamed (atomic on POSIX):
+   a visible shard file is complete, or absent. Leftover temporary files are deleted on restart.
+2. ``N.jsonl`` is renamed after ``N.errors.jsonl``, so "N.jsonl exists" means shard N is done, with its
+   bad rows recorded; a shard that is not done is scored again from scratch, replacing any half.
+3. Shard bounds depend only on the input's bytes (``plan.plan_shards``: contiguous, disjoint, in order,
+   tested), and ``job.json`` refuses a changed input or options: a restart cuts the same shards.
+4. OUTPUT is one rename of the concatenation of shards 0..n-1, each once, in order; the parts stay until
+   after it, so a kill before or after that rename assembles again to the same bytes.
+
+``test_batch.py`` checks this by stopping the job at each of its renames in turn and by kill -9 of a
+running job, comparing the resumed OUTPUT with an uninterrupted one byte for byte.
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ class BatchReport:
     variant: str = ""
     first_error: str = ""
     peak_rss: dict[int, int] = field(default_factory=dict)  # worker pid → its peak resident memory, bytes
+    first_shard_s: float = 0.0  # from the start to the first shard written: model load, Ray's actors
+    first_shard_pairs: int = 0
+    started: float = field(default_factory=time.monotonic, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -95,7 +98,7 @@ def run_batch(
         raise InputError("top_k must be at least 1")
     if engine not in ("local", "ray"):
         raise InputError(f"unknown engine {engine!r}: use local or ray")
-    started = time.monotonic()
+    report = BatchReport()
     source = open_source(job.input, job.input_format)
     need("tqdm", "batch")  # every missing extra is named before any file is written
     if source.format == "parquet":
@@ -107,7 +110,7 @@ def run_batch(
     files = JobFiles(Path(job.output).absolute(), job.errors_path, _identity(job, source, reranker))
     try:
         files.open()
-        report = BatchReport(variant=reranker.variant, bad=files.bad_rows_done())
+        report.variant, report.bad = reranker.variant, files.bad_rows_done()
         done = files.done()
         shards = plan_shards(source.row_sizes(), job.limits)
         bar = Progress(source.total_size(), progress)
@@ -128,7 +131,7 @@ def run_batch(
             files.assemble(report.shards)
     finally:
         files.close()
-    report.seconds = time.monotonic() - started
+    report.seconds = time.monotonic() - report.started
     return report
 
 
@@ -157,6 +160,8 @@ def _collect(results: Iterable[Scored], files: JobFiles, job: BatchJob, report: 
         return
     for result, size, pid, rss in results:
         files.commit(result)
+        if not report.first_shard_s:
+            report.first_shard_s, report.first_shard_pairs = time.monotonic() - report.started, result.pairs
         report.peak_rss[pid] = max(rss, report.peak_rss.get(pid, 0))
         report.rows += result.rows
         report.pairs += result.pairs
