@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reranker_onnx import IntegrityError, Reranker, RerankerError
 
@@ -26,6 +26,9 @@ from .deps import need
 from .plan import Limits, Shard, plan_actors
 from .sources import Source
 from .work import ShardResult, peak_rss, score_shard
+
+if TYPE_CHECKING:
+    from .run import BatchJob
 
 ModelBundle = dict[str, dict[str, Any]]  # {"files": {relative path: bytes}, "sha256": {relative path: hex}}
 
@@ -131,7 +134,7 @@ def _user_error(exc: BaseException) -> RerankerError | None:
 
 
 def score_on_ray(
-    model_dir: Path, variant: str, source: Source, shards: Sequence[Shard], job: Any, address: str | None,
+    model_dir: Path, variant: str, source: Source, shards: Sequence[Shard], job: BatchJob, address: str | None,
     actors: int | None, threads: int | None,
 ) -> Iterator[tuple[ShardResult, int, int, int]]:
     """Score ``shards`` on an actor pool; results arrive in completion order (the driver orders them)."""
