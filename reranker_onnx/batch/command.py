@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import RerankerError
+from ..errors import InputError
 
 
 def batch(
@@ -30,19 +30,13 @@ def batch(
     {"id", "query", "text"} (gains score). Exit codes: 0 all rows scored, 3 some rows bad (see the
     errors file), 4 stopped after more than --max-errors bad rows, 2 usage error, 1 runtime error.
     """
-    from ..cli import _fail
     from .run import BatchJob, run_batch
 
-    if engine not in ("local", "ray"):
-        raise _fail_usage(f"unknown engine {engine!r}: use local or ray")
     if engine == "local" and (address or actors):
-        raise _fail_usage("--address and --actors need --engine ray")
+        raise InputError("--address and --actors need --engine ray")
     job = BatchJob(input, output, errors=errors, model=model, variant=variant, threads=threads, top_k=top_k,
                    max_errors=max_errors, input_format=input_format)
-    try:
-        report = run_batch(job, engine=engine, address=address, actors=actors, progress=progress)  # type: ignore[arg-type]
-    except RerankerError as exc:
-        raise _fail(exc) from None
+    report = run_batch(job, engine=engine, address=address, actors=actors, progress=progress)  # type: ignore[arg-type]
     rate = report.pairs / report.seconds if report.seconds else 0.0
     resumed = f" ({report.resumed} of {report.shards} shards done earlier)" if report.resumed else ""
     typer.echo(f"rerank-onnx: {report.rows:,} rows, {report.pairs:,} pairs scored in {report.seconds:.1f} s "
@@ -53,8 +47,3 @@ def batch(
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
-
-def _fail_usage(message: str) -> Exception:
-    from ..cli import _Failed
-
-    return _Failed(2, message)

@@ -185,6 +185,6 @@ def rerank_dataset(
     return dataset.map_batches(
         PairScorer, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.actors),
         num_cpus=plan.threads,
-        fn_constructor_kwargs=dict(bundle=ray.put(bundle_model(local.model_dir)), variant=local.variant,
+        fn_constructor_kwargs=dict(bundle=ray.put(bundle_model(local.info.model_dir)), variant=local.info.variant,
                                    threads=plan.threads, query=query, text=text, score=score),
     )

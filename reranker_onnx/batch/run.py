@@ -78,9 +78,9 @@ def _identity(job: BatchJob, source: Source, reranker: Reranker) -> dict[str, ob
     return {
         "input": source.identity(),
         "model": {
-            "dir": str(reranker.model_dir.resolve()),
-            "manifest_sha256": _sha256(reranker.model_dir / "manifest.json"),
-            "variant": reranker.variant,
+            "dir": str(reranker.info.model_dir.resolve()),
+            "manifest_sha256": _sha256(reranker.info.model_dir / "manifest.json"),
+            "variant": reranker.info.variant,
         },
         "top_k": job.top_k,
         "limits": asdict(job.limits),
@@ -110,7 +110,7 @@ def run_batch(
     files = JobFiles(Path(job.output).absolute(), job.errors_path, _identity(job, source, reranker))
     try:
         files.open()
-        report.variant, report.bad = reranker.variant, files.bad_rows_done()
+        report.variant, report.bad = reranker.info.variant, files.bad_rows_done()
         done = files.done()
         shards = plan_shards(source.row_sizes(), job.limits)
         bar = Progress(source.total_size(), progress)
@@ -121,7 +121,7 @@ def run_batch(
                 from .ray_engine import score_on_ray
 
                 pending = list(_pending(shards, done, report, bar))
-                results = score_on_ray(reranker.model_dir, reranker.variant, source, pending, job, address, actors, job.threads)
+                results = score_on_ray(reranker.info.model_dir, reranker.info.variant, source, pending, job, address, actors, job.threads)
             _collect(results, files, job, report, bar)
         finally:
             bar.close()
