@@ -25,9 +25,11 @@ CONFIGS = {  # name: (engine, actors, threads per worker)
     "local, 1 thread": ("local", None, 1),
     "local, 2 threads": ("local", None, 2),
     "ray, 1 actor × 1 thread": ("ray", 1, 1),
-    "ray, 1 actor × 2 threads": ("ray", 1, 2),
     "ray, 2 actors × 1 thread": ("ray", 2, 1),
 }
+EQUAL_CORES = ("local, 2 threads", "ray, 2 actors × 1 thread")
+
+
 SHARD_BYTES = 24 << 10  # about 3 rows of 10 Debian descriptions: 10 shards for the default workload
 
 
@@ -66,7 +68,6 @@ def run_one(name: str, source: str, output: str) -> dict:
     report = run_batch(job, engine=engine, actors=actors, progress=False)
     return {
         "pairs": report.pairs, "seconds": report.seconds, "ray_init_s": ray_init, "variant": report.variant,
-        "first_shard_s": report.first_shard_s, "first_shard_pairs": report.first_shard_pairs,
         "worker_peak_rss_mib": sorted(round(v / 2**20) for pid, v in report.peak_rss.items() if pid != os.getpid()),
         "driver_peak_rss_mib": round(peak_rss() / 2**20),
     }
@@ -87,54 +88,67 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "in.jsonl"
-        pairs = write_workload(source, args.queries, args.candidates)
-        runs: dict[str, list[dict]] = {name: [] for name in CONFIGS}
+        sizes = {}
+        for size, queries in (("small", args.queries), ("large", 3 * args.queries)):
+            sizes[size] = (Path(tmp) / f"{size}.jsonl", write_workload(Path(tmp) / f"{size}.jsonl", queries, args.candidates))
+        runs: dict[str, dict[str, list[dict]]] = {name: {"small": [], "large": []} for name in CONFIGS}
         for repeat in range(args.repeats):
-            for name in CONFIGS:
-                out = subprocess.run([sys.executable, "-m", "bench.batch", "--one", name, "--source", str(source)],
-                                     check=True, capture_output=True, text=True).stdout
-                runs[name].append(json.loads(out.strip().splitlines()[-1]))
-                print(f"[{repeat + 1}/{args.repeats}] {name}: {pairs / runs[name][-1]['seconds']:.0f} pairs/s", file=sys.stderr)
-    write_report(Path(args.out), runs, pairs, args)
+            for size, (source, pairs) in sizes.items():
+                for name in CONFIGS:
+                    out = subprocess.run([sys.executable, "-m", "bench.batch", "--one", name, "--source", str(source)],
+                                         check=True, capture_output=True, text=True).stdout
+                    runs[name][size].append(json.loads(out.strip().splitlines()[-1]))
+                    print(f"[{repeat + 1}/{args.repeats}] {name}, {pairs} pairs: {runs[name][size][-1]['seconds']:.1f} s",
+                          file=sys.stderr)
+    write_report(Path(args.out), runs, {k: v[1] for k, v in sizes.items()}, args)
 
 
-def write_report(out: Path, runs: dict[str, list[dict]], pairs: int, args: argparse.Namespace) -> None:
-    rate = {name: statistics.median(pairs / r["seconds"] for r in rs) for name, rs in runs.items()}
-    # After the first shard is written: the rate once the model is loaded and the actors are up.
-    steady = {name: statistics.median((pairs - r["first_shard_pairs"]) / (r["seconds"] - r["first_shard_s"]) for r in rs)
-              for name, rs in runs.items()}
-    rows = []
-    for name, rs in runs.items():
-        workers = max(max(r["worker_peak_rss_mib"] or [r["driver_peak_rss_mib"]]) for r in rs)
-        rows.append(f"| {name} | {rate[name]:.1f} | {rate[name] / rate['local, 2 threads']:.2f} | "
-                    f"{steady[name]:.1f} | {steady[name] / steady['local, 2 threads']:.2f} | "
-                    f"{statistics.median(r['first_shard_s'] for r in rs):.1f} | "
-                    f"{statistics.median(r['ray_init_s'] for r in rs):.1f} | {workers} | "
-                    f"{max(r['driver_peak_rss_mib'] for r in rs)} |")
-    overhead = 1 - rate["ray, 2 actors × 1 thread"] / rate["local, 2 threads"]
-    overhead_steady = 1 - steady["ray, 2 actors × 1 thread"] / steady["local, 2 threads"]
+def write_report(out: Path, runs: dict[str, dict[str, list[dict]]], pairs: dict[str, int], args: argparse.Namespace) -> None:
+    """Two job sizes give each configuration a fixed cost (start-up) and a marginal rate (pairs/s once
+    running): time = fixed + pairs / rate, fitted through the medians of the two sizes."""
+    summary = {}
+    for name, by_size in runs.items():
+        t = {size: statistics.median(r["seconds"] for r in rs) for size, rs in by_size.items()}
+        rate = (pairs["large"] - pairs["small"]) / max(t["large"] - t["small"], 1e-9)
+        summary[name] = {
+            "seconds": t, "marginal_pairs_per_s": rate, "fixed_s": t["small"] - pairs["small"] / rate,
+            "whole_job_pairs_per_s": pairs["large"] / t["large"],
+            "ray_init_s": statistics.median(r["ray_init_s"] for rs in by_size.values() for r in rs),
+            "worker_peak_rss_mib": max(max(r["worker_peak_rss_mib"] or [r["driver_peak_rss_mib"]]) for rs in by_size.values() for r in rs),
+            "driver_peak_rss_mib": max(r["driver_peak_rss_mib"] for rs in by_size.values() for r in rs),
+            "variant": by_size["small"][0]["variant"],
+        }
+    base = summary["local, 2 threads"]
+    rows = [
+        f"| {name} | {v['whole_job_pairs_per_s']:.1f} | {v['marginal_pairs_per_s']:.1f} | "
+        f"{v['marginal_pairs_per_s'] / base['marginal_pairs_per_s']:.2f} | {v['fixed_s']:.1f} | {v['ray_init_s']:.1f} | "
+        f"{v['worker_peak_rss_mib']} | {v['driver_peak_rss_mib']} |"
+        for name, v in summary.items()
+    ]
+    local, ray = (summary[n] for n in EQUAL_CORES)
     md = "\n".join([
         "# rerank-onnx batch: one process against Ray",
         "",
-        f"{pairs:,} pairs ({args.queries} Debian synopses × {args.candidates} descriptions), the bundled default model "
-        f"({runs['local, 2 threads'][0]['variant']}), 2 CPUs, medians of {args.repeats} fresh-process runs, "
-        f"host shared with other jobs (contended). Times include actor start-up and model shipping, not `ray.init`.",
+        f"{pairs['small']:,} and {pairs['large']:,} pairs (Debian synopses × {args.candidates} descriptions each), the "
+        f"bundled default model ({base['variant']}), Ray on 2 CPUs, medians of {args.repeats} fresh-process runs per "
+        "size, round-robin, on a host shared with other jobs (contended). Marginal pairs/s and fixed cost are fitted "
+        "through the two sizes; the fixed cost holds model loading and, on Ray, actor start-up and model shipping "
+        "(`ray.init` is timed apart).",
         "",
-        "| configuration | pairs/s, whole job | vs local, 2 threads | pairs/s after the first shard | vs local, 2 threads "
-        "| first shard s | ray.init s | peak RSS per worker MiB | driver peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| configuration | pairs/s, whole job of {pairs['large']} | marginal pairs/s | vs local, 2 threads | fixed s "
+        "| ray.init s | peak RSS per worker MiB | driver peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        f"Ray's overhead at equal cores (2 actors × 1 thread against one process with 2 threads): {overhead:.0%} of "
-        f"the whole job's rate, {overhead_steady:.0%} once the actors are up.",
+        f"Ray's overhead at equal cores (2 actors × 1 thread against one process with 2 threads): "
+        f"{1 - ray['marginal_pairs_per_s'] / local['marginal_pairs_per_s']:.0%} of the marginal rate, "
+        f"{ray['fixed_s'] - local['fixed_s']:.1f} s more fixed cost, plus {ray['ray_init_s']:.1f} s of ray.init.",
         "",
     ])
     out.mkdir(parents=True, exist_ok=True)
     (out / "batch.md").write_text(md, encoding="utf-8")
-    (out / "batch.json").write_text(json.dumps({"pairs": pairs, "runs": runs, "pairs_per_s": rate, "steady_pairs_per_s": steady}, indent=1), encoding="utf-8")
+    (out / "batch.json").write_text(json.dumps({"pairs": pairs, "runs": runs, "summary": summary}, indent=1), encoding="utf-8")
     print(md)
-
 
 if __name__ == "__main__":
     main()
