@@ -107,6 +107,7 @@ def test_asking_for_more_cores_than_ray_has_is_refused_with_the_fix():
         (b'{"query": "q", "candidates": [{"text": "t", "id": [1]}]}', 'candidate 0: "id" must be a string or an integer'),
         (b'{"id": true, "query": "q", "text": "t"}', '"id" must be a string or an integer, got bool'),
         (b'{"query": "\\ud800", "text": "t"}', "lone surrogate"),
+        (b'{"query": "q", "text": "t", "note": "\\udfff"}', "lone surrogate"),
         (b'{"query": "q", "candidates": [' + b",".join([b'{"text": "t"}'] * 11) + b"]}", "11 candidates, more than the limit of 10"),
     ],
 )

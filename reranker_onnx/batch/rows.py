@@ -41,11 +41,15 @@ class _Bad(Exception):
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise _Bad(f"{what} must be a string, got {_kind(value)}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _Bad(f"{what} is not valid Unicode (lone surrogate at character {exc.start})") from None
     return value
+
+
+def _writable(record: dict[str, Any]) -> None:
+    """The row is written back whole as UTF-8, so no field may hold a lone surrogate ("\\ud800")."""
+    try:
+        json.dumps(record, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Bad(f"holds invalid Unicode (a lone surrogate, character {exc.start} of the row as JSON)") from None
 
 
 def _kind(value: object) -> str:
@@ -60,6 +64,7 @@ def _check_id(value: object, what: str) -> None:
 def _parse(number: int, record: object, limits: Limits) -> Row:
     if not isinstance(record, dict):
         raise _Bad(f"must be a JSON object, got {_kind(record)}")
+    _writable(record)
     _check_id(record.get("id"), '"id"')
     if "query" not in record:
         raise _Bad('"query" is missing')
