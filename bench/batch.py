@@ -28,6 +28,7 @@ CONFIGS = {  # name: (engine, actors, threads per worker)
     "ray, 2 actors × 1 thread": ("ray", 2, 1),
 }
 EQUAL_CORES = ("local, 2 threads", "ray, 2 actors × 1 thread")
+RUN_TIMEOUT_S = 600
 
 
 SHARD_BYTES = 24 << 10  # about 3 rows of 10 Debian descriptions: 10 shards for the default workload
@@ -95,8 +96,10 @@ def main() -> None:
         for repeat in range(args.repeats):
             for size, (source, pairs) in sizes.items():
                 for name in CONFIGS:
+                    # A bound: on this overloaded host one Ray start once never finished (the raylet's event
+                    # loop queued for 170 s); a hung run must fail the bench, not stall it.
                     out = subprocess.run([sys.executable, "-m", "bench.batch", "--one", name, "--source", str(source)],
-                                         check=True, capture_output=True, text=True).stdout
+                                         check=True, capture_output=True, text=True, timeout=RUN_TIMEOUT_S).stdout
                     runs[name][size].append(json.loads(out.strip().splitlines()[-1]))
                     print(f"[{repeat + 1}/{args.repeats}] {name}, {pairs} pairs: {runs[name][size][-1]['seconds']:.1f} s",
                           file=sys.stderr)
