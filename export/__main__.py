@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 INSTALL_HINT = "pip install 'reranker-onnx[export]' (in a checkout: make install-dev)"
@@ -65,8 +66,10 @@ def _missing_extra() -> str | None:
 
 def _upstream_pins(lock: Path, name: str) -> dict[str, str]:
     """sha256 of upstream files that models.lock pins for ``name`` (``upstream_files``), for the fetch."""
-    entry = json.loads(lock.read_text(encoding="utf-8"))["models"].get(name, {})
-    return {file: pin["sha256"] for file, pin in entry.get("upstream_files", {}).items()}
+    from reranker_onnx.registry import load_lock
+
+    entry = load_lock(lock).get(name)
+    return {file: pin.sha256 for file, pin in entry.upstream_files.items()} if entry else {}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
         return 2
     from .pipeline import ExportOptions, export_model
     from reranker_onnx.errors import RerankerError
-    from reranker_onnx.registry import lock_path, lookup
+    from reranker_onnx.registry import Recipe, lock_path, lookup
     from reranker_onnx.store import store_dir
 
     from .families import ExportError
@@ -109,13 +112,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
             checkpoint = fetch_checkpoint(entry.repo, revision, pins=_upstream_pins(lock, entry.name))
             source = {"repo": entry.repo, "revision": revision}
         output = args.output or store_dir() / name
-        recipe = entry.recipe if entry else {}
+        recipe = (entry.recipe if entry else None) or Recipe()
+        if args.languages:
+            recipe = replace(recipe, languages=tuple(args.languages.split(",")))
+        if args.quantize_embeddings:
+            recipe = replace(recipe, quantize_embeddings=EMBEDDING_CHOICES[args.quantize_embeddings])
         options = ExportOptions(
             name=name, source=source, max_length=args.max_length or (entry.max_length if entry else None),
-            gate=not args.no_gate, languages=tuple(args.languages.split(",") if args.languages else recipe.get("languages", ("en", "ja"))),
-            quantize_embeddings=EMBEDDING_CHOICES[args.quantize_embeddings] if args.quantize_embeddings
-            else recipe.get("quantize_embeddings"),
-            queries_per_language=args.validation_queries,
+            gate=not args.no_gate, recipe=recipe, queries_per_language=args.validation_queries,
+            family=entry.family if entry else None, activation=entry.activation if entry else None,
         )
         result = export_model(checkpoint, output, options)
         if entry is not None and record:
