@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ class LockEntry:
     artifacts: Artifacts = field(default_factory=Artifacts)
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
+    upstream_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # {file: {"sha256", "size"?}}: the fetch checks them
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this code does not know, kept as read
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in ("repo", "revision", "license", "family", "max_length", "activation", "notes")}
@@ -76,7 +78,9 @@ class LockEntry:
             data["recipe"] = self.recipe.to_dict()
         if self.provenance:
             data["provenance"] = self.provenance
-        return {**data, "artifacts": self.artifacts.to_dict()}
+        if self.upstream_files:
+            data["upstream_files"] = self.upstream_files
+        return {**self.extra, **data, "artifacts": self.artifacts.to_dict()}
 
 
 def lock_path() -> Path:
@@ -90,6 +94,9 @@ def lock_path() -> Path:
         if candidate.is_file():
             return candidate
     raise ManifestError(f"{LOCK_NAME} not found beside the package; reinstall reranker-onnx")
+
+
+_ENTRY_KEYS = {f.name for f in fields(LockEntry)} - {"name", "extra"}
 
 
 def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
@@ -109,6 +116,8 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
             artifacts=Artifacts.from_dict(e.get("artifacts", {})),
             notes=e.get("notes", ""),
             provenance=e.get("provenance", {}),
+            upstream_files=e.get("upstream_files", {}),
+            extra={k: v for k, v in e.items() if k not in _ENTRY_KEYS},
         )
     return entries
 
