@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
             if entry.repo is None:
                 raise ExportError(f"{name} is trained in this project, not fetched: {entry.notes or 'see models.lock'}")
             revision = entry.revision or resolve_revision(entry.repo)
-            checkpoint = fetch_checkpoint(entry.repo, revision, pins={f: pin["sha256"] for f, pin in entry.upstream_files.items()})
+            checkpoint = fetch_checkpoint(entry.repo, revision, pins={f: pin.sha256 for f, pin in entry.upstream_files.items()})
             source = {"repo": entry.repo, "revision": revision}
         output = args.output or store_dir() / name
         recipe = (entry.recipe if entry else None) or Recipe()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,17 @@ class Artifacts:
 
 
 @dataclass(frozen=True)
+class UpstreamPin:
+    """The sha256 (and size, where known) a public source gives for one upstream file: the fetch checks it."""
+
+    sha256: str
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, **({"size": self.size} if self.size is not None else {})}
+
+
+@dataclass(frozen=True)
 class LockEntry:
     name: str
     repo: str | None  # upstream Hugging Face id; None for a model trained here (see provenance)
@@ -69,8 +80,8 @@ class LockEntry:
     artifacts: Artifacts = field(default_factory=Artifacts)
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
-    upstream_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # {file: {"sha256", "size"?}}: the fetch checks them
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this code does not know, kept as read
+    upstream_files: dict[str, UpstreamPin] = field(default_factory=dict)  # at ``revision``
+    upstream_files_source: str = ""  # where the pins come from
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in ("repo", "revision", "license", "family", "max_length", "activation", "notes")}
@@ -79,8 +90,9 @@ class LockEntry:
         if self.provenance:
             data["provenance"] = self.provenance
         if self.upstream_files:
-            data["upstream_files"] = self.upstream_files
-        return {**self.extra, **data, "artifacts": self.artifacts.to_dict()}
+            data["upstream_files"] = {f: pin.to_dict() for f, pin in self.upstream_files.items()}
+            data["upstream_files_source"] = self.upstream_files_source
+        return {**data, "artifacts": self.artifacts.to_dict()}
 
 
 def lock_path() -> Path:
@@ -94,9 +106,6 @@ def lock_path() -> Path:
         if candidate.is_file():
             return candidate
     raise ManifestError(f"{LOCK_NAME} not found beside the package; reinstall reranker-onnx")
-
-
-_ENTRY_KEYS = {f.name for f in fields(LockEntry)} - {"name", "extra"}
 
 
 def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
@@ -116,8 +125,8 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
             artifacts=Artifacts.from_dict(e.get("artifacts", {})),
             notes=e.get("notes", ""),
             provenance=e.get("provenance", {}),
-            upstream_files=e.get("upstream_files", {}),
-            extra={k: v for k, v in e.items() if k not in _ENTRY_KEYS},
+            upstream_files={f: UpstreamPin(str(p["sha256"]), p.get("size")) for f, p in e.get("upstream_files", {}).items()},
+            upstream_files_source=e.get("upstream_files_source", ""),
         )
     return entries
 
