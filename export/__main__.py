@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="int8 word embeddings (default: the lock's recipe, else measure both and keep the better)")
     parser.add_argument("--validation-queries", type=int, default=12,
                         help="validation queries per language, 16 passages each (default 12)")
+    parser.add_argument("--activation-scales", choices=("static", "dynamic"), default="static",
+                        help="int8 activation scales: fixed from calibration text (batch independent, default) "
+                             "or per batch (the old scheme, for comparisons)")
     parser.add_argument("--report", type=Path, help="also write the export report (JSON) here")
     return parser
 
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             gate=not args.no_gate, languages=tuple(args.languages.split(",") if args.languages else recipe.get("languages", ("en", "ja"))),
             quantize_embeddings=EMBEDDING_CHOICES[args.quantize_embeddings] if args.quantize_embeddings
             else recipe.get("quantize_embeddings"),
-            queries_per_language=args.validation_queries,
+            queries_per_language=args.validation_queries, static_scales=args.activation_scales == "static",
         )
         result = export_model(checkpoint, output, options)
         if entry is not None:

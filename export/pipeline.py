@@ -18,11 +18,13 @@ from typing import Any, Callable
 import numpy as np
 
 from reranker_onnx import cpu
-from reranker_onnx.manifest import FileEntry, Manifest, Variant, file_entry
+from reranker_onnx.manifest import FileEntry, Manifest, Quantization, Variant, file_entry
 from reranker_onnx.scoring import Scorer
 from reranker_onnx.store import staged
 
 from . import quantize as q
+from . import static_quant
+from .batch_independence import spread_on_queries
 from .convert import fuse, graph_inputs, to_onnx
 from .families import ExportError, Family, detect_family, max_length_of, read_config
 from .reference import reference_scores
@@ -48,6 +50,7 @@ class ExportOptions:
     queries_per_language: int = 12  # validation size: 12 queries × 16 passages per language
     group_size: int = 16
     threads: int = 2
+    static_scales: bool = True  # int8 activation scales fixed from calibration text (batch independent)
     progress: Callable[[str], None] = field(default=lambda message: log.info("%s", message))
 
 
@@ -65,6 +68,7 @@ class _Workspace:
         self.root, self.name, self.family, self.source, self.max_length = root, name, family, source, max_length
         self._entries: dict[str, FileEntry] = {}
         self.host = cpu.detect()
+        self.calibration: list[tuple[str, str]] = []  # real pairs that fix the int8 activation scales
 
     def entry(self, rel: str) -> FileEntry:
         if rel not in self._entries:
@@ -138,6 +142,8 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
         raise ExportError(f"the graph takes {graph_inputs(root / FP32_FILE)}, expected {family.inputs}")
 
     vset: ValidationSet = validation_set(opts.languages, opts.queries_per_language, opts.group_size)  # type: ignore[arg-type]
+    if opts.static_scales:
+        ws.calibration = static_quant.calibration_pairs(vset.languages, vset)  # type: ignore[arg-type]
     say(f"[2/6] PyTorch reference on {len(vset.pairs)} real pairs ({', '.join(vset.languages)})")
     reference = reference_scores(checkpoint, family, vset.pairs, max_length)
     fp32 = {"fp32": Variant(FP32_FILE)}
@@ -247,6 +253,9 @@ def _candidate(ws: _Workspace, preset: q.Preset, embed: bool, keep_fp32: tuple[s
     share their arithmetic) gives an identical graph, so its measurement is reused."""
     rel = preset.file.replace(".onnx", f".{'e' if embed else 'n'}{len(keep_fp32)}.candidate.onnx")
     recipe = q.quantize(ws.root / FP32_FILE, ws.root / rel, preset, embed, keep_fp32)
+    if ws.calibration:
+        recipe = static_quant.as_static(recipe, static_quant.quantize_static(
+            ws.root / rel, ws.root / rel, ws.root / TOKENIZER_FILE, ws.max_length, ws.calibration, threads))
     ws.forget(rel)
     key = (preset.weight_type, preset.per_channel, preset.reduce_range, embed, keep_fp32)
     if key not in measured:
@@ -312,11 +321,21 @@ def _quantize_all(ws: _Workspace, root: Path, vset: ValidationSet, baseline: np.
             fidelity = {**fidelity, "on_avx2_host_without_exact_int8": raw}
             say(f"      avx512_vnni on this AVX2 host with the saturating kernel: NDCG@10 {raw['ndcg_at_10']:.4f}, "
                 f"max |Δ| {raw['max_abs_diff']:.3g}")
-        chosen[best.preset.variant] = Variant(best.preset.file, quantization=best.recipe, fidelity=fidelity)
+        recipe = _batch_record(ws, best.preset.file, best.recipe, vset, opts.threads)
+        say(f"      {best.preset.variant}: max |Δ score| across batch compositions {recipe.batch_spread:.2e}")
+        chosen[best.preset.variant] = Variant(best.preset.file, quantization=recipe, fidelity=fidelity)
     for leftover in root.glob("onnx/*.candidate.onnx"):
         leftover.unlink()
     _share_identical(root, chosen, ws)
     return chosen, measured
+
+
+def _batch_record(ws: _Workspace, rel: str, recipe: Quantization, vset: ValidationSet, threads: int) -> Quantization:
+    """``recipe`` with how far any pair's score moved with its batch-mates on a few validation queries."""
+    scorer = Scorer.from_files(ws.root / rel, ws.root / TOKENIZER_FILE, max_length=ws.max_length, threads=threads,
+                               exact_int8=cpu.needs_exact_int8(ws.host, recipe))
+    spread = spread_on_queries(scorer.logits, vset.pairs, vset.groups)["max_abs_delta"]
+    return static_quant.with_batch_record(recipe, spread)
 
 
 # NDCG@10 margins for choosing among int8 candidates measured on a few dozen validation queries, where

@@ -19,10 +19,12 @@ moving the grid.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from reranker_onnx.manifest import Quantization
 
 from .debian import Language, read_descriptions
 from .validation import ValidationSet
@@ -177,12 +179,25 @@ def _only_consumer(consumers: dict, tensor: str, op_type: str):
 
 def quantize_static(dynamic_graph: Path, output: Path, tokenizer: Path, max_length: int,
                     pairs: list[tuple[str, str]], threads: int = 2) -> dict:
-    """Calibrate and rewrite; returns the recipe fields this scheme adds to the dynamic recipe."""
+    """Calibrate and rewrite; returns what this scheme adds to the dynamic recipe (``as_static``)."""
     ranges = calibrate(dynamic_graph, tokenizer, max_length, pairs, threads)
     fixed = make_static(dynamic_graph, output, ranges)
-    return {"mode": SCHEME, "activations": "uint8 per tensor, scale fixed from calibration min/max",
+    return {"activations": "uint8 per tensor, scale fixed from calibration min/max",
             "calibration_pairs": len(pairs), "static_quantizers": fixed}
 
 
-# What this scheme adds to a dynamic recipe (and the export's batch record after it).
-RECIPE_KEYS = ("activations", "calibration_pairs", "static_quantizers", "batch_spread", "batch_independent")
+def as_static(recipe: Quantization, details: dict) -> Quantization:
+    """The dynamic recipe a static graph was rewritten from, marked static, with its calibration."""
+    return replace(recipe, mode=SCHEME, extra={**recipe.extra, **details})
+
+
+def as_dynamic(recipe: Quantization) -> Quantization:
+    """The recipe of the dynamic graph a static one was made from (for side-by-side measurements)."""
+    extra = {k: v for k, v in recipe.extra.items() if k not in ("activations", "calibration_pairs", "static_quantizers")}
+    return replace(recipe, mode="dynamic", extra={k: v for k, v in extra.items() if not k.startswith("batch_")})
+
+
+def with_batch_record(recipe: Quantization, spread: float) -> Quantization:
+    """``recipe`` with its measured batch spread and the verdict a server reads (``batch_independent``)."""
+    return replace(recipe, extra={**recipe.extra, "batch_spread": float(f"{spread:.3g}"),
+                                  "batch_independent": bool(spread <= BATCH_TOLERANCE)})
