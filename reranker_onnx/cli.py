@@ -127,12 +127,12 @@ def list_models() -> None:
 
     entries = load_lock()
     for name, entry in sorted(entries.items()):
-        if entry.artifacts.get("bundled"):
+        if entry.artifacts.bundled:
             where = "bundled (the default)"
         elif (store_dir() / name / "manifest.json").is_file():
             where = "installed"
         else:
-            where = "pullable" if entry.artifacts.get("url") else "export locally"
+            where = "pullable" if entry.artifacts.url else "export locally"
         typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
 
 
@@ -147,6 +147,20 @@ def pull(
 
     directory = pull_model(name, offline=offline, force=force)
     typer.echo(f"{name}: ready at {directory}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def export(ctx: typer.Context) -> None:
+    """Export a checkpoint (a models.lock name or a folder) to a model directory; needs the export extra."""
+    from .export_command import export_main
+
+    raise typer.Exit(export_main(list(ctx.args)))
+
+
+# `batch` is a room of its own (reranker_onnx/batch); its extras are imported only when it runs.
+from .batch.command import batch as _batch  # noqa: E402
+
+app.command(name="batch")(_batch)
 
 
 def main(argv: list[str] | None = None) -> int:

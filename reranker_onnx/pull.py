@@ -59,7 +59,7 @@ def _download(url: str, dest: Path, sha256: str, size: int) -> None:
 def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path:
     """Install model ``name`` from models.lock into the store and return its directory."""
     entry: LockEntry = lookup(name)
-    if entry.artifacts.get("bundled"):
+    if entry.artifacts.bundled:
         raise DownloadError(f"{entry.name} ships inside the package: there is nothing to pull; "
                             "use it with no model argument")
     target = store_dir() / entry.name
@@ -71,8 +71,7 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
             f"offline mode (--offline or HF_HUB_OFFLINE=1): not downloading {entry.name}; "
             "unset it to pull, or copy an exported model directory into the store"
         )
-    url = entry.artifacts.get("url")
-    files = entry.artifacts.get("files") or {}
+    url, files = entry.artifacts.url, entry.artifacts.files
     if not url or MANIFEST_NAME not in files:
         raise DownloadError(
             f"{entry.name} has no published model directory in models.lock; "
@@ -81,12 +80,12 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
     with staged(target) as tmp:  # installed only if every file and check below passes
         for rel, pinned in sorted(files.items()):
             log.info("downloading %s", rel)
-            _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned["sha256"], int(pinned["size"]))
+            _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned.sha256, pinned.size)
         manifest = read_manifest(tmp)
         missing = set(manifest.files) - set(files)
         if missing:
             raise DownloadError(f"{entry.name}: models.lock pins no hash for {sorted(missing)}; refusing it")
         for rel, pinned in manifest.files.items():
-            if pinned.sha256 != files[rel]["sha256"]:
+            if pinned.sha256 != files[rel].sha256:
                 raise DownloadError(f"{entry.name}: manifest and models.lock disagree on {rel}; refusing it")
     return target
