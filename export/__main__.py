@@ -40,6 +40,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="int8 word embeddings (default: the lock's recipe, else measure both and keep the better)")
     parser.add_argument("--validation-queries", type=int, default=12,
                         help="validation queries per language, 16 passages each (default 12)")
+    parser.add_argument("--activation-scales", choices=("static", "dynamic"), default="static",
+                        help="int8 activation scales: fixed from calibration text (batch independent, default) "
+                             "or per batch (the old scheme, for comparisons)")
     parser.add_argument("--report", type=Path, help="also write the export report (JSON) here")
     return parser
 
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
         options = ExportOptions(
             name=name, source=source, max_length=args.max_length or (entry.max_length if entry else None),
             gate=not args.no_gate, recipe=recipe, queries_per_language=args.validation_queries,
+            static_scales=args.activation_scales == "static",
             family=entry.family if entry else None, activation=entry.activation if entry else None,
         )
         result = export_model(checkpoint, output, options)
