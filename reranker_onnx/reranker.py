@@ -16,24 +16,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import onnxruntime.capi.onnxruntime_pybind11_state as _ort_state
-from tokenizers import Tokenizer
-
 from . import cpu
-from .errors import InputError, ManifestError
+from .errors import InputError, ManifestError, RerankerError
 from .inputs import is_blank
 from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest
-from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first, load_session, session_options
+from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first
 from .store import resolve_model
 from .threads import default_threads, resolve_threads
 
 log = logging.getLogger(__name__)
 
-# What onnxruntime raises for a graph it cannot load (each derives from Exception directly).
-_ORT_LOAD_ERRORS = (RuntimeError, _ort_state.Fail, _ort_state.InvalidArgument, _ort_state.InvalidGraph,
-                    _ort_state.InvalidProtobuf, _ort_state.NoSuchFile, _ort_state.NotImplemented,
-                    _ort_state.RuntimeException)
-_MALFORMED = "{} matches its hash but cannot be loaded ({}); re-export the model"
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -124,21 +116,19 @@ class Reranker:
         self._info = info = replace(info, max_length=max_length or info.max_length, threads=resolve_threads(threads))
         batching = Batching.for_length(info.max_length, token_budget, max_rows)
 
-        cache = VerifiedFiles()
-        source = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
-        try:  # the hash matched, so the export itself wrote a broken file
-            tokenizer = (Tokenizer.from_file(str(source)) if isinstance(source, Path)
-                         else Tokenizer.from_str(source.decode("utf-8")))
-        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-            raise ManifestError(_MALFORMED.format(manifest.tokenizer, _first_line(exc))) from None
+        cache = VerifiedFiles()  # each file is hash-checked, or vouched for by the cache, before it is used
+        tokenizer = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
         graph = load_verified(info.model_dir, info.graph, manifest.files[info.graph], cache)
-        options = session_options(info.threads, info.exact_int8, session_config)
         try:
-            session = load_session(graph, options)
-        except _ORT_LOAD_ERRORS as exc:
-            raise ManifestError(_MALFORMED.format(info.graph, _first_line(exc))) from None
-        self._scorer = Scorer(tokenizer, session, max_length=info.max_length,
-                              activation=manifest.activation, output=manifest.output, batching=batching)
+            self._scorer = Scorer.from_files(
+                graph, tokenizer, max_length=info.max_length, activation=manifest.activation, output=manifest.output,
+                threads=info.threads, exact_int8=info.exact_int8, session_config=session_config, batching=batching)
+        except RerankerError:
+            raise
+        except Exception as exc:  # onnxruntime's and tokenizers' load errors derive from Exception directly
+            files = f"{info.graph} or {manifest.tokenizer}"
+            raise ManifestError(f"{files} matches its hash but cannot be loaded ({_first_line(exc)}); "
+                                "re-export the model") from None
         if info.max_length < self._scorer.encoder.min_length:  # else pairs would hold the template and no text
             raise InputError(f"max_length must be between {self._scorer.encoder.min_length} and "
                              f"{manifest.max_length} for this model")
