@@ -67,12 +67,6 @@ def _missing_extra() -> str | None:
     return None
 
 
-def _upstream_pins(lock: Path, name: str) -> dict[str, str]:
-    """sha256 of upstream files that models.lock pins for ``name`` (``upstream_files``), for the fetch."""
-    entry = json.loads(lock.read_text(encoding="utf-8"))["models"].get(name, {})
-    return {file: pin["sha256"] for file, pin in entry.get("upstream_files", {}).items()}
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
     parser = _parser(prog)
     args = parser.parse_args(argv)
@@ -110,7 +104,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
             if entry.repo is None:
                 raise ExportError(f"{name} is trained in this project, not fetched: {entry.notes or 'see models.lock'}")
             revision = entry.revision or resolve_revision(entry.repo)
-            checkpoint = fetch_checkpoint(entry.repo, revision, pins=_upstream_pins(lock, entry.name))
+            checkpoint = fetch_checkpoint(entry.repo, revision, pins={f: pin.sha256 for f, pin in entry.upstream_files.items()})
             source = {"repo": entry.repo, "revision": revision}
         output = args.output or store_dir() / name
         recipe = (entry.recipe if entry else None) or Recipe()
