@@ -97,10 +97,10 @@ def _recorded_provenance(lock: Path | None, exported: Path) -> dict | None:
     if lock is None:
         return None
     name = read_manifest(exported).name
-    try:
-        return read_lock(lock)["models"][name]["provenance"]
-    except KeyError:
-        raise ExportError(f"{lock} records no provenance for {name}: give --training") from None
+    entry = load_lock(lock).get(name)
+    if entry is None or not entry.provenance:
+        raise ExportError(f"{lock} records no provenance for {name}: give --training")
+    return entry.provenance
 
 
 def record_in_lock(lock: Path, manifest: Manifest, out: Path, origin: dict) -> None:
