@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 FP32_ATOL = 1e-4  # fp32 arm64 vs fp32 x86: same graph, different GEMM kernels and summation order
+BATCH_ATOL = 1e-3  # export/static_quant.BATCH_TOLERANCE: a score may not move with its batch-mates
 SPEARMAN_MIN = 0.98  # int8 (arm64 variant) vs fp32 reference: rank agreement over a model's pairs
 # The arm64 graph's error against fp32 on arm64 may be at most this many times its error on x86 on the
 # same pairs. Not a tight same-graph match: onnxruntime's x86 and arm64 int8 paths round differently
@@ -153,6 +154,13 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
         all_int8 += got8
         measured["queries"].append({"query": query, "fp32_arm64": got32, "arm64": got8, "max_abs_diff_fp32": diff,
                                     "int8_error_arm64": err_arm, "int8_error_x86": err_x86, "int8_arm64_vs_x86": same})
+    first = model["queries"][0]
+    together = auto.score(first["query"], first["passages"])
+    alone = [auto.score(first["query"], [p])[0] for p in first["passages"]]
+    moved = max(abs(x - y) for x, y in zip(together, alone))
+    measured["batch_spread"] = moved
+    checks.append(Check(f"{name}: arm64 scores do not depend on batch-mates (<= {BATCH_ATOL:g})", moved <= BATCH_ATOL,
+                        f"max |together - one at a time| = {moved:.2e}"))
     bound = INT8_ERROR_FACTOR * max(worst_x86, INT8_ERROR_FLOOR)
     checks.append(Check(f"{name}: arm64 int8 error <= {INT8_ERROR_FACTOR:g} x its x86 error", worst_arm <= bound,
                         f"max |int8 - fp32| = {worst_arm:.3f} on arm64, {worst_x86:.3f} on x86"))

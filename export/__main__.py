@@ -40,6 +40,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="int8 word embeddings (default: the lock's recipe, else measure both and keep the better)")
     parser.add_argument("--validation-queries", type=int, default=12,
                         help="validation queries per language, 16 passages each (default 12)")
+    parser.add_argument("--activation-scales", choices=("static", "dynamic"), default="static",
+                        help="int8 activation scales: fixed from calibration text (batch independent, default) "
+                             "or per batch (the old scheme, for comparisons)")
     parser.add_argument("--report", type=Path, help="also write the export report (JSON) here")
     return parser
 
@@ -62,12 +65,6 @@ def _missing_extra() -> str | None:
         except (ImportError, ValueError):  # ValueError: blocked in sys.modules
             return name
     return None
-
-
-def _upstream_pins(lock: Path, name: str) -> dict[str, str]:
-    """sha256 of upstream files that models.lock pins for ``name`` (``upstream_files``), for the fetch."""
-    entry = json.loads(lock.read_text(encoding="utf-8"))["models"].get(name, {})
-    return {file: pin["sha256"] for file, pin in entry.get("upstream_files", {}).items()}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
@@ -107,7 +104,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
             if entry.repo is None:
                 raise ExportError(f"{name} is trained in this project, not fetched: {entry.notes or 'see models.lock'}")
             revision = entry.revision or resolve_revision(entry.repo)
-            checkpoint = fetch_checkpoint(entry.repo, revision, pins=_upstream_pins(lock, entry.name))
+            checkpoint = fetch_checkpoint(entry.repo, revision, pins={f: pin.sha256 for f, pin in entry.upstream_files.items()})
             source = {"repo": entry.repo, "revision": revision}
         output = args.output or store_dir() / name
         recipe = (entry.recipe if entry else None) or Recipe()
@@ -118,6 +115,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:
         options = ExportOptions(
             name=name, source=source, max_length=args.max_length or (entry.max_length if entry else None),
             gate=not args.no_gate, recipe=recipe, queries_per_language=args.validation_queries,
+            static_scales=args.activation_scales == "static",
             family=entry.family if entry else None, activation=entry.activation if entry else None,
         )
         result = export_model(checkpoint, output, options)

@@ -93,6 +93,16 @@ def provenance(training_json: Path) -> dict:
     }
 
 
+def _recorded_provenance(lock: Path | None, exported: Path) -> dict | None:
+    if lock is None:
+        return None
+    name = read_manifest(exported).name
+    try:
+        return read_lock(lock)["models"][name]["provenance"]
+    except KeyError:
+        raise ExportError(f"{lock} records no provenance for {name}: give --training") from None
+
+
 def record_in_lock(lock: Path, manifest: Manifest, out: Path, origin: dict) -> None:
     """Pin the bundled files and their provenance under the manifest's name in ``models.lock``."""
     old = load_lock(lock).get(manifest.name)
@@ -111,13 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--graph", default="avx2", help="the int8 variant to ship (default avx2)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--lock", type=Path, help="models.lock to record the bundle in (with --training)")
-    p.add_argument("--training", type=Path, help="the checkpoint's training.json, for the provenance")
+    p.add_argument("--training", type=Path, help="the checkpoint's training.json, for the provenance "
+                   "(without it, --lock keeps the provenance the lock already records: same checkpoint, new graph)")
     args = p.parse_args(argv)
-    if (args.lock is None) != (args.training is None):
-        print("bundle: error: --lock and --training go together", file=sys.stderr)
+    if args.training is not None and args.lock is None:
+        print("bundle: error: --training needs --lock", file=sys.stderr)
         return 2
     try:
-        origin = provenance(args.training) if args.training else None
+        origin = provenance(args.training) if args.training else _recorded_provenance(args.lock, args.exported)
         manifest = bundle(args.exported, args.out, args.graph)
         if args.lock and origin is not None:
             record_in_lock(args.lock, manifest, args.out.resolve(), origin)

@@ -25,6 +25,7 @@ from reranker_onnx.store import staged
 from .convert import fuse, graph_inputs, to_onnx
 from .families import ExportError, Family, detect_family, max_length_of, read_config
 from .reference import reference_scores
+from . import static_quant
 from .select import Graphs, Trials, select_variants
 from .tokenizer import write_tokenizer
 from .validation import FP32_TOLERANCE, INT8_MIN_NDCG_RATIO, ValidationSet, validation_set
@@ -49,6 +50,7 @@ class ExportOptions:
     queries_per_language: int = 12  # validation size: 12 queries × 16 passages per language
     group_size: int = 16
     threads: int = 2
+    static_scales: bool = True  # int8 activation scales fixed from calibration text (batch independent)
     progress: Callable[[str], None] = field(default=lambda message: log.info("%s", message))
 
 
@@ -115,7 +117,8 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
     baseline = graphs.logits(FP32_FILE, vset.pairs)[0]
 
     say("[4/6] int8 variants")
-    trials = Trials(graphs, FP32_FILE, vset, baseline, say)
+    calibration = static_quant.calibration_pairs(vset.languages, vset) if opts.static_scales else []  # type: ignore[arg-type]
+    trials = Trials(graphs, FP32_FILE, vset, baseline, say, calibration=calibration)
     embed = [opts.recipe.quantize_embeddings] if opts.recipe.quantize_embeddings is not None else [True, False]
     variants = {"fp32": fp32, **select_variants(trials, embed, opts.gate)}
 

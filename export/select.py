@@ -23,6 +23,8 @@ from reranker_onnx.manifest import Quantization, Variant
 from reranker_onnx.scoring import Scorer
 
 from . import quantize as q
+from . import static_quant
+from .batch_independence import spread_on_queries
 from .validation import INT8_MIN_NDCG_RATIO, ValidationSet, ranking_agreement
 
 EXCLUSION_STEPS = (1, 2, 4, 8, 16)  # how many of the most sensitive nodes to keep fp32, tried in turn
@@ -81,6 +83,7 @@ class Trials:
     baseline: np.ndarray  # (n,) fp32 ONNX logits of vset.pairs
     say: Callable[[str], None] = print
     log: dict[str, dict] = field(default_factory=dict)  # label → fidelity, for the report
+    calibration: list[tuple[str, str]] = field(default_factory=list)  # real pairs fixing activation scales; [] = dynamic
     _seen: dict[tuple, dict] = field(default_factory=dict)
 
     def fidelity(self, rel: str, quantization: Quantization | None, session_config: dict[str, str] | None = None) -> dict:
@@ -93,6 +96,10 @@ class Trials:
         root = self.graphs.root
         rel = preset.file.replace(".onnx", f".{'e' if embed else 'n'}{len(keep_fp32)}.candidate.onnx")
         quantization = q.quantize(root / self.fp32, root / rel, preset, embed, keep_fp32)
+        if self.calibration:  # batch independent: the per-batch scales become constants (static_quant)
+            quantization = static_quant.as_static(quantization, static_quant.quantize_static(
+                root / rel, root / rel, root / self.graphs.tokenizer, self.graphs.max_length, self.calibration,
+                self.graphs.threads))
         key = (preset.weight_type, preset.per_channel, preset.reduce_range, embed, keep_fp32)
         if key not in self._seen:
             self._seen[key] = self.fidelity(rel, quantization)
@@ -140,6 +147,15 @@ def pick(candidates: list[Candidate], gate: bool) -> Candidate:
     raise AssertionError("the best candidate's own preset always qualifies")
 
 
+def batch_record(trials: Trials, rel: str, quantization: Quantization) -> Quantization:
+    """``quantization`` with how far any pair's score moved with its batch-mates on a few validation queries."""
+    graphs = trials.graphs
+    scorer = Scorer.from_files(graphs.root / rel, graphs.root / graphs.tokenizer, max_length=graphs.max_length,
+                               threads=graphs.threads, exact_int8=cpu.needs_exact_int8(graphs.host, quantization))
+    spread = spread_on_queries(scorer.logits, trials.vset.pairs, trials.vset.groups)["max_abs_delta"]
+    return static_quant.with_batch_record(quantization, spread)
+
+
 def select_variants(trials: Trials, embed_choices: Sequence[bool], gate: bool) -> dict[str, Variant]:
     """Each int8 variant's chosen graph, renamed to its preset's file; candidates' files are removed."""
     root = trials.graphs.root
@@ -165,7 +181,9 @@ def select_variants(trials: Trials, embed_choices: Sequence[bool], gate: bool) -
             fidelity = {**fidelity, "on_avx2_host_without_exact_int8": raw}
             trials.say(f"      avx512_vnni on this AVX2 host with the saturating kernel: NDCG@10 "
                        f"{raw['ndcg_at_10']:.4f}, max |Δ| {raw['max_abs_diff']:.3g}")
-        chosen[best.preset.variant] = Variant(best.preset.file, best.quantization, fidelity)
+        quantization = batch_record(trials, best.preset.file, best.quantization)
+        trials.say(f"      {best.preset.variant}: max |Δ score| across batch compositions {quantization.batch_spread:.2e}")
+        chosen[best.preset.variant] = Variant(best.preset.file, quantization, fidelity)
     for leftover in root.glob("onnx/*.candidate.onnx"):
         leftover.unlink()
     return chosen

@@ -44,9 +44,20 @@ class Quantization:
     reduce_range: bool = False
     quantize_embeddings: bool = False
     excluded_nodes: tuple[str, ...] = ()  # kept fp32: the head by rule, sensitive nodes by measure
-    mode: str = "dynamic"
+    mode: str = "dynamic"  # activation scales: "dynamic" (per batch tensor) or "static" (fixed at export)
     why: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys of a newer export, kept as read
+
+    @property
+    def batch_independent(self) -> bool:
+        """Measured at export: a pair's score is the same whatever its batch-mates, within
+        ``batch_spread`` (the largest |Δ logit| seen across batch compositions). Only then may a
+        server merge requests into one batch. Older exports (dynamic scales) do not say so."""
+        return self.extra.get("batch_independent") is True
+
+    @property
+    def batch_spread(self) -> float | None:
+        return self.extra.get("batch_spread")
 
     @property
     def saturates_without_vnni(self) -> bool:
