@@ -32,6 +32,7 @@ class LockEntry:
     artifacts: dict[str, Any] = field(default_factory=dict)  # {"url": ..., "files": {name: {sha256, size}}, ...}
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
+    pull: dict[str, Any] = field(default_factory=dict)  # upstream ONNX: {"revision", "files", "languages"} (upstream.py)
 
 
 def lock_path() -> Path:
@@ -64,6 +65,7 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
             artifacts=e.get("artifacts", {}),
             notes=e.get("notes", ""),
             provenance=e.get("provenance", {}),
+            pull=e.get("pull") or {},
         )
     return entries
 

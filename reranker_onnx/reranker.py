@@ -121,7 +121,7 @@ class Reranker:
     def _needs_exact_int8(self) -> bool:
         """Full-range int8 weights on x86 without VNNI would saturate u8×s8 sums: use exact u8×u8."""
         recipe = self.manifest.variants[self.variant].quantization
-        full_range_s8 = recipe.get("weight_type") == "qint8" and not recipe.get("reduce_range", False)
+        full_range_s8 = recipe.get("weight_type") in ("qint8", "mixed") and not recipe.get("reduce_range", False)
         no_vnni = self.cpu.arch == "x86_64" and not {"avx512_vnni", "avx_vnni"} & self.cpu.features
         return full_range_s8 and no_vnni
 
