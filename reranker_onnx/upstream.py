@@ -130,11 +130,13 @@ def _record_pin(name: str, repo: str, revision: str) -> None:
     os.replace(tmp, path)
 
 
-def pull_revision(entry: LockEntry, record: dict[str, Any], offline: bool, say: Callable[[str], None]) -> str:
-    """The commit to pull: models.lock's, else the one recorded at a first pull, else main resolved now."""
-    pinned = record.get("revision") or _recorded_pin(entry.name)
-    if pinned:
-        return str(pinned)
+def pull_revision(entry: LockEntry, record: dict[str, Any], offline: bool, say: Callable[[str], None]) -> tuple[str, str]:
+    """(commit, where it came from): models.lock's, else the one recorded at a first pull, else main resolved now."""
+    if record.get("revision"):
+        return str(record["revision"]), "models.lock pull record"
+    recorded = _recorded_pin(entry.name)
+    if recorded:
+        return recorded, f"resolved at a first pull and recorded in {_pins_path()}"
     if offline:
         raise DownloadError(
             f"{entry.name}: models.lock pins no revision with ONNX graphs and none was recorded by an earlier pull; "
@@ -144,7 +146,7 @@ def pull_revision(entry: LockEntry, record: dict[str, Any], offline: bool, say: 
     _record_pin(entry.name, str(entry.repo), revision)
     say(f"{entry.name}: models.lock pins no revision with ONNX graphs; resolved {entry.repo} main to {revision} "
         f"and recorded it in {_pins_path()} (later pulls use it; add it to models.lock's pull record)")
-    return revision
+    return revision, f"main resolved at this pull, recorded in {_pins_path()}"
 
 
 # -- choosing the graph ----------------------------------------------------------------------------
@@ -284,7 +286,7 @@ def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
         log.info("%s is already installed at %s", entry.name, target)
         return target
     repo, say = str(entry.repo), opts.say
-    revision = pull_revision(entry, record, opts.offline, say)
+    revision, revision_from = pull_revision(entry, record, opts.offline, say)
     remote = hub.cached_listing(repo, revision) if opts.offline else hub.listing(repo, revision)
     graphs = sorted(rel for rel in remote if re.fullmatch(r"onnx/[^/]+\.onnx", rel))
     if not graphs:
@@ -316,7 +318,7 @@ def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     (tmp / ".pid").write_text(str(os.getpid()))
     try:
-        manifest = _build(tmp, entry, revision, fetch, repo_files, chosen, tried, variant, need_fp32, host, opts)
+        manifest = _build(tmp, entry, (revision, revision_from), fetch, repo_files, chosen, tried, variant, need_fp32, host, opts)
         (tmp / ".pid").unlink()
         install_atomically(tmp, target)
     except BaseException:
@@ -326,7 +328,7 @@ def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
     return target
 
 
-def _build(root: Path, entry: LockEntry, revision: str, fetch: _Fetcher, repo_files: dict[str, Path],
+def _build(root: Path, entry: LockEntry, revision: tuple[str, str], fetch: _Fetcher, repo_files: dict[str, Path],
            chosen: Candidate | None, tried: list[Candidate], variant: str, with_fp32: bool,
            host: cpu.CpuFeatures, opts: PullOptions) -> Manifest:
     config = _read_json(repo_files.get("config.json"))
@@ -361,7 +363,7 @@ def _build(root: Path, entry: LockEntry, revision: str, fetch: _Fetcher, repo_fi
                  f"following the repo ({activation_why})")
     files = {rel: file_entry(root / rel) for rel in sorted({TOKENIZER, *(v.file for v in variants.values())})}
     source = {
-        "repo": entry.repo, "revision": revision, "kind": "upstream-onnx",
+        "repo": entry.repo, "revision": revision[0], "revision_from": revision[1], "kind": "upstream-onnx",
         "files": {rel: fetch.provenance(rel) for rel in sorted(fetch.got)},
         "hub": hub.environment_note(),
     }
