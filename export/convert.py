@@ -33,6 +33,7 @@ def to_onnx(checkpoint: Path, family: Family, output: Path) -> Path:
         main_export(
             str(checkpoint), tmp, task="text-classification", opset=OPSET, do_validation=False,
             device="cpu", local_files_only=True, no_post_process=False,
+            library_name="transformers",  # a sentence-transformers layout (modules.json) is still a transformers model
         )
         produced = Path(tmp) / "model.onnx"
         if not produced.is_file():

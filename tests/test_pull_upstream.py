@@ -301,3 +301,27 @@ def test_info_explains_the_choice_for_a_pulled_model(hub, capsys):
     variant = _host_variant()
     assert f"chosen: {variant}" in out and "source: upstream ONNX of jinaai/jina-reranker-v1-tiny-en" in out
     assert "read onnx/" in out and "validated on this device" in out
+
+
+# -- the same scores as our own export ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SEEDS)
+def test_pulled_upstream_scores_equal_our_export_of_the_same_replica(stand_in, name, tmp_path):
+    """Per family: upstream's fp32 graph, with the template, truncation and activation read from the repo,
+    scores the shipped pairs as the project's export of the same checkpoint does (fp32 within 1e-4)."""
+    from export.pipeline import ExportOptions, export_model
+
+    stand_in.publish(name)
+    pulled = pull_model(name, variant="fp32")
+    ours = tmp_path / "ours"
+    export_model(replica(name), ours, ExportOptions(name=name, source={"path": "replica"}, gate=False,
+                                                    queries_per_language=2, group_size=4, threads=2))
+    pairs = shipped_pairs(("en", "ja")).pairs
+    a = Reranker(pulled, variant="fp32", max_length=512)
+    b = Reranker(ours, variant="fp32", max_length=512)
+    assert a.manifest.activation == b.manifest.activation
+    assert [a.encoder.encode([p]).ids for p in pairs[:40]] == [b.encoder.encode([p]).ids for p in pairs[:40]]
+    diff = np.max(np.abs(np.asarray(a.predict(pairs)) - np.asarray(b.predict(pairs))))
+    assert diff <= 1e-4, f"{name}: pulled fp32 differs from our export by {diff:.2e}"
