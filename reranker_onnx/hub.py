@@ -20,6 +20,7 @@ from typing import Iterator
 from .errors import DownloadError
 
 log = logging.getLogger(__name__)
+ATTEMPTS = 3  # a connection dropped mid-file is resumed (ranged GET) up to this many times in all
 NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpcore", "ssl", "socket", "http")
 
 
@@ -31,6 +32,11 @@ class RemoteFile:
 
 
 def _network_error(exc: BaseException) -> bool:
+    """A transport failure (not an HTTP answer, which the client already retried where it makes sense)."""
+    from huggingface_hub import errors
+
+    if isinstance(exc, (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled)):
+        return False
     return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in NETWORK_MODULES
 
 
@@ -153,7 +159,14 @@ def download(repo: str, revision: str, filename: str, remote: RemoteFile | None,
     show = sys.stderr.isatty() if progress is None else progress
     what = f"{repo}@{revision[:12]}/{filename}"
     with _errors(what), _progress(show):
-        path = Path(hf_hub_download(repo, filename, revision=revision, local_files_only=offline))
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                path = Path(hf_hub_download(repo, filename, revision=revision, local_files_only=offline))
+                break
+            except Exception as exc:  # a dropped connection: the client resumes from its .incomplete file
+                if offline or attempt == ATTEMPTS or not _network_error(exc):
+                    raise
+                log.warning("%s: %s, resuming (attempt %d of %d)", what, type(exc).__name__, attempt + 1, ATTEMPTS)
     sha256 = sha256_of(path)
     problems = []
     if remote is not None and remote.sha256 and sha256 != remote.sha256:
