@@ -107,6 +107,9 @@ class GraphInfo:
             data.pop(key)
         data["weight_range"] = list(self.weight_range or ())
         data["read_from_graph"] = True
+        data["quantize_embeddings"] = data.pop("quantized_embeddings")
+        if self.weight_type == "mixed":  # some weights are int8: the runtime must treat it as int8 (saturation)
+            data.update(weight_type="qint8", mixed_weight_types=True)
         return data
 
     @property

@@ -31,10 +31,10 @@ from . import cpu, hub
 from .agreement import INT8_MIN_NDCG, ranking_agreement, shipped_pairs
 from .errors import DownloadError
 from .graphs import GraphInfo, inspect_graph
-from .manifest import MANIFEST_NAME, FileEntry, Manifest, Variant, file_entry
+from .manifest import MANIFEST_NAME, Manifest, Quantization, Variant, file_entry
 from .registry import LockEntry
 from .repo_files import activation_of, pair_tokenizer
-from .store import install_atomically, store_dir
+from .store import staged, store_dir
 
 log = logging.getLogger(__name__)
 
@@ -241,17 +241,6 @@ def _max_length(entry: LockEntry, config: dict[str, Any]) -> int:
     return min(entry.max_length, positions - reserved)
 
 
-def _remove_stale_partials(target: Path) -> None:
-    """Folders left by a pull that was killed (its process is gone)."""
-    for partial in target.parent.glob(f".{target.name}.partial-*"):
-        try:
-            os.kill(int((partial / ".pid").read_text()), 0)
-        except ProcessLookupError:
-            shutil.rmtree(partial, ignore_errors=True)
-        except (OSError, ValueError):
-            continue
-
-
 def _graph_labels(path: Path) -> int:
     import onnxruntime as ort
 
@@ -313,17 +302,9 @@ def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
     if need_fp32:
         fetch(FP32_GRAPH)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(target)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
-    (tmp / ".pid").write_text(str(os.getpid()))
-    try:
-        manifest = _build(tmp, entry, (revision, revision_from), fetch, repo_files, chosen, tried, variant, need_fp32, host, opts)
-        (tmp / ".pid").unlink()
-        install_atomically(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged(target) as tmp:  # installed only if every check passes; a killed pull's folder is swept later
+        manifest = _build(tmp, entry, (revision, revision_from), fetch, repo_files, chosen, tried, variant, need_fp32,
+                          host, opts)
     say(f"{entry.name}: installed {', '.join(sorted(manifest.variants))} at {target}")
     return target
 
@@ -349,7 +330,8 @@ def _build(root: Path, entry: LockEntry, revision: tuple[str, str], fetch: _Fetc
     if chosen is not None:
         _link(chosen.path, root / chosen.rel)
         graphs[chosen.rel] = chosen.info
-        variants[variant] = Variant(chosen.rel, quantization={**chosen.info.recipe(), "fit": chosen.fit[1]})  # type: ignore[index]
+        recipe = {**chosen.info.recipe(), "variant": variant, "why": chosen.fit[1]}  # type: ignore[index]
+        variants[variant] = Variant(chosen.rel, quantization=Quantization.from_dict(recipe))
     main_graph = graphs[chosen.rel if chosen else FP32_GRAPH]
     inputs = main_graph.inputs
     unknown = set(inputs) - {"input_ids", "attention_mask", "token_type_ids"}
@@ -435,9 +417,9 @@ def describe(manifest: Manifest, variant: str) -> list[str]:
                          f"({validation['pairs']} pairs, {', '.join(validation['languages'])})")
         elif validation:
             lines.append(f"  not validated ({validation.get('skipped')})")
-    if chosen is not None and chosen.quantization.get("read_from_graph"):
-        q = chosen.quantization
-        lines.append(f"graph {chosen.file}: {q.get('weight_type')} weights in {q.get('weight_range')}, "
-                     f"{'reduced' if q.get('reduce_range') else 'full'} range: {q.get('fit', '')}")
+    q = chosen.quantization if chosen is not None else None
+    if q is not None and q.extra.get("read_from_graph"):
+        lines.append(f"graph {chosen.file}: {q.weight_type} weights in {q.extra.get('weight_range')}, "  # type: ignore[union-attr]
+                     f"{'reduced' if q.reduce_range else 'full'} range: {q.why}")
     return lines
 

