@@ -173,7 +173,7 @@ class _Fetcher:
             remote = None if self.opts.offline else self.remote.get(rel)
             size = self.remote.get(rel).size if self.remote.get(rel) else None
             if size and rel.endswith(".onnx"):
-                self.opts.say(f"downloading {rel} ({size / 1e6:.1f} MB)")
+                self.opts.say(f"fetching {rel} ({size / 1e6:.1f} MB, from the Hugging Face cache if it is there)")
             self.got[rel] = hub.download(str(self.entry.repo), self.revision, rel, remote, self.pins.get(rel),
                                          self.opts.offline, self.opts.progress)
         return self.got[rel]
@@ -374,7 +374,8 @@ def _build(root: Path, entry: LockEntry, revision: tuple[str, str], fetch: _Fetc
         pull_info["validation"] = {**measured, "gate_ndcg_at_10": opts.min_ndcg, "passed": measured["ndcg_at_10"] >= opts.min_ndcg}
         variants[variant] = Variant(chosen.rel, variants[variant].quantization, fidelity=measured)
         if measured["ndcg_at_10"] < opts.min_ndcg:
-            others = [g for g in fetch.remote if g.startswith("onnx/") and g.endswith(".onnx") and g not in (chosen.rel, FP32_GRAPH)]
+            others = [g for g in fetch.remote if re.fullmatch(r"onnx/[^/]+\.onnx", g) and not NOT_INT8.search(g)
+                      and g not in (chosen.rel, FP32_GRAPH)]
             raise DownloadError(
                 f"{entry.name}: {chosen.rel} keeps NDCG@10 {measured['ndcg_at_10']:.4f} (Spearman "
                 f"{measured['spearman']:.4f}, top-1 {measured['top1_agreement']:.3f}) of upstream's fp32 graph on "
