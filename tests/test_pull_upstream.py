@@ -111,8 +111,12 @@ def test_pull_downloads_what_this_host_needs_validates_and_scores(stand_in, name
         "onnx/model.onnx" in graphs and chosen.file in graphs and len(graphs) <= 4)  # read at most 3 int8 graphs
     assert _gets(hub) - graphs <= CONFIG_FILES
     assert manifest.source["repo"] == load_lock()[name].repo and len(manifest.source["revision"]) == 40
-    if name == JINA:
-        assert manifest.inputs == ("input_ids", "attention_mask")  # two-input graph, fed two
+    from reranker_onnx.graphs import inspect_graph
+
+    assert manifest.inputs == inspect_graph(replica(name) / chosen.file).inputs  # fed what the graph takes
+    if name == JINA:  # upstream's graphs take no segment ids; where a graph does, jina's must all be zero
+        encoded = Reranker(name).scorer.encoder.encode([("what is gzip", "gzip compresses files")])
+        assert "token_type_ids" not in manifest.inputs or not any(encoded.type_ids[0])
     scores = Reranker(name).score("compress files", ["gzip compresses files", "a web browser"])
     assert len(scores) == 2 and all(np.isfinite(scores))
     assert not list(store_dir().glob(f".{name}.*"))  # no leftovers beside the installed directory
