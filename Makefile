@@ -9,12 +9,14 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean
+.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean \
+	replicas seeds-full seeds-smallest verify-seeds
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
 	@echo "make test        set up and run the offline test suite"
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
+	@echo "make seeds-full  export full-size replicas of the five seeds through a local hub stand-in (slow)"
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
 
@@ -55,15 +57,29 @@ test: $(VENV)/.dev
 
 export: $(VENV)/.dev
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<name from models.lock or checkpoint dir>"; exit 2)
-	$(PY) -m export $(MODEL) $(EXPORT_FLAGS)
+	$(VENV)/bin/rerank-onnx export $(MODEL) $(EXPORT_FLAGS)
 
 export-all: $(VENV)/.dev
-	@for family in bert xlm-roberta modernbert jinabert tinybert-l2; do \
+	@for family in $$($(PY) -m export.fixtures --list); do \
 		$(PY) -m export.fixtures $$family .cache/checkpoints/tiny-$$family && \
 		$(PY) -m export .cache/checkpoints/tiny-$$family --name tiny-$$family --no-gate || exit 1; \
 	done
 	$(PY) -m export.minilm .cache/checkpoints/minilm-l6-cross-encoder
 	$(PY) -m export .cache/checkpoints/minilm-l6-cross-encoder --name minilm-l6-cross-encoder
+
+# Seed replicas (testing/): upstream's layout, config and tokenizers, random weights. seeds-full exports all
+# five at full size through the hub stand-in with `rerank-onnx export NAME`, one at a time, niced, and
+# writes $(SEEDS_OUT)/seeds.{json,md}; seeds-smallest is CI's slow lane. verify-seeds needs the real hub.
+SEEDS_OUT ?= results/seeds
+SEEDS ?=
+replicas: $(VENV)/.dev
+	$(PY) -m testing.replicas .cache/replicas/out $(SEEDS)
+seeds-full: $(VENV)/.dev
+	$(PY) -m testing.seeds $(SEEDS_OUT) --size full $(SEEDS)
+seeds-smallest: $(VENV)/.dev
+	$(PY) -m testing.seeds $(SEEDS_OUT) --size full ms-marco-TinyBERT-L2-v2
+verify-seeds: $(VENV)/.dev
+	RERANKER_VERIFY_SEEDS=1 $(PY) -m pytest -q tests/test_seeds_real.py
 
 # BM25, the bi-encoder baseline and any exported model (MODEL="dir ...", VARIANT="fp32 avx2") on the Debian tasks.
 eval: $(VENV)/.dev

@@ -131,13 +131,13 @@ def list_models() -> None:
 
     entries = load_lock()
     for name, entry in sorted(entries.items()):
-        if entry.artifacts.get("bundled"):
+        if entry.artifacts.bundled:
             where = "bundled (the default)"
         elif (store_dir() / name / "manifest.json").is_file():
             where = "installed"
         else:
             upstream = entry.pull and entry.pull.get("onnx") is not False
-            where = "pullable" if entry.artifacts.get("url") or upstream else "export locally"
+            where = "pullable" if entry.artifacts.url or upstream else "export locally"
         typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
 
 
@@ -156,6 +156,14 @@ def pull(
     options = {"validate": not no_validate, "variant": variant, "graph": graph, "say": lambda m: typer.echo(m, err=True)}
     directory = pull_model(name, offline=offline, force=force, **options)
     typer.echo(f"{name}: ready at {directory}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def export(ctx: typer.Context) -> None:
+    """Export a checkpoint (a models.lock name or a folder) to a model directory; needs the export extra."""
+    from .export_command import export_main
+
+    raise typer.Exit(export_main(list(ctx.args)))
 
 
 def main(argv: list[str] | None = None) -> int:

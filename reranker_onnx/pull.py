@@ -66,10 +66,10 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False, **upstr
     ``upstream`` holds the options of a pull from upstream's ONNX graphs (``upstream.PullOptions``).
     """
     entry: LockEntry = lookup(name)
-    if entry.artifacts.get("bundled"):
+    if entry.artifacts.bundled:
         raise DownloadError(f"{entry.name} ships inside the package: there is nothing to pull; "
                             "use it with no model argument")
-    if entry.pull and not entry.artifacts.get("url"):
+    if entry.pull and not entry.artifacts.url:
         from .upstream import PullOptions, pull_upstream
 
         return pull_upstream(entry, PullOptions(offline=offline_requested(offline), force=force, **upstream))
@@ -82,8 +82,7 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False, **upstr
             f"offline mode (--offline or HF_HUB_OFFLINE=1): not downloading {entry.name}; "
             "unset it to pull, or copy an exported model directory into the store"
         )
-    url = entry.artifacts.get("url")
-    files = entry.artifacts.get("files") or {}
+    url, files = entry.artifacts.url, entry.artifacts.files
     if not url or MANIFEST_NAME not in files:
         raise DownloadError(
             f"{entry.name} has no published model directory in models.lock; "
@@ -92,12 +91,12 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False, **upstr
     with staged(target) as tmp:  # installed only if every file and check below passes
         for rel, pinned in sorted(files.items()):
             log.info("downloading %s", rel)
-            _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned["sha256"], int(pinned["size"]))
+            _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned.sha256, pinned.size)
         manifest = read_manifest(tmp)
         missing = set(manifest.files) - set(files)
         if missing:
             raise DownloadError(f"{entry.name}: models.lock pins no hash for {sorted(missing)}; refusing it")
         for rel, pinned in manifest.files.items():
-            if pinned.sha256 != files[rel]["sha256"]:
+            if pinned.sha256 != files[rel].sha256:
                 raise DownloadError(f"{entry.name}: manifest and models.lock disagree on {rel}; refusing it")
     return target

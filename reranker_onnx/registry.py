@@ -9,14 +9,51 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, ModelNotFoundError
+from .manifest import FileEntry
 
 LOCK_NAME = "models.lock"
 LOCK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the export runs for a model; the export's flags override it. These defaults are the only ones."""
+
+    languages: tuple[str, ...] = ("en", "ja")  # validation text
+    quantize_embeddings: bool | None = None  # None: measure with and without, keep the better
+    opset: int = 17
+    note: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        return cls(**{**data, "languages": tuple(data.get("languages", cls.languages))})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "languages": list(self.languages)}
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What an export published: where (a URL, or a folder inside the package) and each file's hash."""
+
+    url: str | None = None
+    bundled: str | None = None  # path of a model shipped inside the package
+    files: dict[str, FileEntry] = field(default_factory=dict)  # every file, manifest.json included
+    fidelity: dict[str, Any] = field(default_factory=dict)  # per variant, as measured at export
+    tools: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Artifacts:
+        files = {rel: FileEntry(str(e["sha256"]), int(e["size"])) for rel, e in data.get("files", {}).items()}
+        return cls(**{**data, "files": files})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
 
 
 @dataclass(frozen=True)
@@ -28,11 +65,21 @@ class LockEntry:
     family: str
     max_length: int
     activation: str
-    recipe: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)  # {"url": ..., "files": {name: {sha256, size}}, ...}
+    recipe: Recipe | None = None  # None for a model trained here
+    artifacts: Artifacts = field(default_factory=Artifacts)
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
     pull: dict[str, Any] = field(default_factory=dict)  # upstream ONNX: {"revision", "files", "languages"} (upstream.py)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in ("repo", "revision", "license", "family", "max_length", "activation", "notes")}
+        if self.recipe is not None:
+            data["recipe"] = self.recipe.to_dict()
+        if self.provenance:
+            data["provenance"] = self.provenance
+        if self.pull:
+            data["pull"] = self.pull
+        return {**data, "artifacts": self.artifacts.to_dict()}
 
 
 def lock_path() -> Path:
@@ -61,13 +108,19 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
             family=e["family"],
             max_length=int(e["max_length"]),
             activation=e["activation"],
-            recipe=e.get("recipe", {}),
-            artifacts=e.get("artifacts", {}),
+            recipe=Recipe.from_dict(e["recipe"]) if "recipe" in e else None,
+            artifacts=Artifacts.from_dict(e.get("artifacts", {})),
             notes=e.get("notes", ""),
             provenance=e.get("provenance", {}),
             pull=e.get("pull") or {},
         )
     return entries
+
+
+def dump_lock(entries: dict[str, LockEntry]) -> str:
+    """The lock's text for ``entries``: the one writer of its format (export/lockfile.py writes it to disk)."""
+    data = {"lock_version": LOCK_VERSION, "models": {name: e.to_dict() for name, e in entries.items()}}
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def load_lock(path: Path | None = None) -> dict[str, LockEntry]:

@@ -123,9 +123,10 @@ class Scorer:
         return cls(Tokenizer.from_file(str(Path(tokenizer))), load_session(graph, options),
                    max_length=max_length, activation=activation, batching=batching)
 
-    @property
-    def max_length(self) -> int:
-        return self.encoder.max_length
+    def with_batching(self, batching: Batching) -> Scorer:
+        """The same session and tokenizer, batched otherwise (a bench option, a caller's memory cap)."""
+        return Scorer(self.encoder.tokenizer, self.session, max_length=self.encoder.max_length,
+                      activation=self.activation, output=self.output, batching=batching)
 
     # -- the steps, in order -----------------------------------------------------------------
 

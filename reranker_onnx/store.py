@@ -90,19 +90,19 @@ def _partial_prefix(target: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill would terminate it there: never sweep on Windows
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by someone else
-        return True
+    except OSError:  # it exists, owned by someone else
+        pass
     return True
 
 
 def sweep_partials(target: Path) -> None:
     """Remove the staging folders of ``target`` whose owner process is gone (killed mid-write)."""
+    if sys.platform == "win32":  # os.kill would terminate the process there: never sweep
+        return
     prefix = _partial_prefix(target)
     for folder in Path(target).parent.glob(f"{prefix}*"):
         pid = folder.name[len(prefix):].split("-")[0]
