@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import DownloadError
+from .manifest import file_entry
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3  # a connection dropped mid-file is resumed (ranged GET) up to this many times in all
@@ -122,15 +123,8 @@ def _progress(show: bool) -> Iterator[None]:
 
 
 def _git_blob_id(path: Path) -> str:
+    """The id git gives a file's content: sha1 of ``blob SIZE\0`` and the bytes (what the hub reports)."""
     digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
@@ -167,7 +161,7 @@ def download(repo: str, revision: str, filename: str, remote: RemoteFile | None,
                 if offline or attempt == ATTEMPTS or not _network_error(exc):
                     raise
                 log.warning("%s: %s, resuming (attempt %d of %d)", what, type(exc).__name__, attempt + 1, ATTEMPTS)
-    sha256 = sha256_of(path)
+    sha256 = file_entry(path).sha256
     problems = []
     if remote is not None and remote.sha256 and sha256 != remote.sha256:
         problems.append(f"sha256 {sha256[:12]}… is not the hub's LFS sha256 {remote.sha256[:12]}…")
