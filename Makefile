@@ -9,8 +9,8 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean \
-	replicas seeds-full seeds-smallest verify-seeds
+.PHONY: help install install-dev demo default-model test test-batch export export-all eval bench bench-quick bench-batch \
+	test-arm64 clean replicas seeds-full seeds-smallest verify-seeds
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
@@ -19,6 +19,7 @@ help:
 	@echo "make seeds-full  export full-size replicas of the five seeds through a local hub stand-in (slow)"
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
+	@echo "make bench-batch rerank-onnx batch in one process and on Ray (1 and 2 actors); make test-batch"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,7 @@ $(VENV)/.runtime: $(PY) pyproject.toml
 
 # Export stage and test tools (torch CPU, transformers, optimum-onnx, sentence-transformers, pytest).
 $(VENV)/.dev: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,batch,ray]'
 	@touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
@@ -54,6 +55,10 @@ default-model: $(VENV)/.dev
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
+
+# The batch job alone, Ray lane included (marked slow: Ray starts in about 20 s; `make test` runs it too).
+test-batch: $(VENV)/.dev
+	$(PY) -m pytest -q tests/test_batch.py tests/test_batch_ray.py
 
 export: $(VENV)/.dev
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<name from models.lock or checkpoint dir>"; exit 2)
@@ -88,7 +93,7 @@ eval: $(VENV)/.dev
 # reranker-onnx against sentence-transformers, FlashRank, fastembed and a bare onnxruntime loop on the same
 # weights and pairs: builds its models under .cache/bench, writes results/bench/bench.{md,json,png}.
 $(VENV)/.bench: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench,batch,ray]'
 	@touch $@ $(VENV)/.dev $(VENV)/.runtime
 
 bench: $(VENV)/.bench
@@ -96,6 +101,11 @@ bench: $(VENV)/.bench
 
 bench-quick: $(VENV)/.bench
 	$(PY) -m bench --quick
+
+# rerank-onnx batch: pairs/s in one process and on Ray with 1 and 2 actors, peak memory per worker
+# (results/bench/batch.{md,json}; about 5 min).
+bench-batch: $(VENV)/.dev
+	$(PY) -m bench.batch
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

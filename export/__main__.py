@@ -66,8 +66,10 @@ def _missing_extra() -> str | None:
 
 def _upstream_pins(lock: Path, name: str) -> dict[str, str]:
     """sha256 of upstream files that models.lock pins for ``name`` (``upstream_files``), for the fetch."""
-    entry = json.loads(lock.read_text(encoding="utf-8"))["models"].get(name, {})
-    return {file: pin["sha256"] for file, pin in entry.get("upstream_files", {}).items()}
+    from reranker_onnx.registry import load_lock
+
+    entry = load_lock(lock).get(name)
+    return {file: pin.sha256 for file, pin in entry.upstream_files.items()} if entry else {}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m export") -> int:

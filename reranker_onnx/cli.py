@@ -166,6 +166,12 @@ def export(ctx: typer.Context) -> None:
     raise typer.Exit(export_main(list(ctx.args)))
 
 
+# `batch` is a room of its own (reranker_onnx/batch); its extras are imported only when it runs.
+from .batch.command import batch as _batch  # noqa: E402
+
+app.command(name="batch")(_batch)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (testable without a subprocess)."""
     logging.basicConfig(level=logging.WARNING, format="rerank-onnx: %(message)s")

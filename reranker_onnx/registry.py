@@ -57,6 +57,17 @@ class Artifacts:
 
 
 @dataclass(frozen=True)
+class UpstreamPin:
+    """The sha256 (and size, where known) a public source gives for one upstream file: the fetch checks it."""
+
+    sha256: str
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, **({"size": self.size} if self.size is not None else {})}
+
+
+@dataclass(frozen=True)
 class LockEntry:
     name: str
     repo: str | None  # upstream Hugging Face id; None for a model trained here (see provenance)
@@ -70,6 +81,8 @@ class LockEntry:
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
     pull: dict[str, Any] = field(default_factory=dict)  # upstream ONNX: {"revision", "files", "languages"} (upstream.py)
+    upstream_files: dict[str, UpstreamPin] = field(default_factory=dict)  # at ``revision``
+    upstream_files_source: str = ""  # where the pins come from
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in ("repo", "revision", "license", "family", "max_length", "activation", "notes")}
@@ -79,6 +92,9 @@ class LockEntry:
             data["provenance"] = self.provenance
         if self.pull:
             data["pull"] = self.pull
+        if self.upstream_files:
+            data["upstream_files"] = {f: pin.to_dict() for f, pin in self.upstream_files.items()}
+            data["upstream_files_source"] = self.upstream_files_source
         return {**data, "artifacts": self.artifacts.to_dict()}
 
 
@@ -113,6 +129,8 @@ def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
             notes=e.get("notes", ""),
             provenance=e.get("provenance", {}),
             pull=e.get("pull") or {},
+            upstream_files={f: UpstreamPin(str(p["sha256"]), p.get("size")) for f, p in e.get("upstream_files", {}).items()},
+            upstream_files_source=e.get("upstream_files_source", ""),
         )
     return entries
 

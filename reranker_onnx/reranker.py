@@ -16,12 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer
-
 from . import cpu
 from .errors import InputError, ManifestError
 from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest
-from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first, load_session, session_options
+from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first
 from .store import resolve_model
 from .threads import default_threads
 
@@ -115,14 +113,12 @@ class Reranker:
         self._info = info = replace(info, max_length=max_length or info.max_length, threads=threads or info.threads)
         batching = Batching.for_length(info.max_length, token_budget, max_rows)
 
-        cache = VerifiedFiles()
-        source = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
-        tokenizer = (Tokenizer.from_file(str(source)) if isinstance(source, Path)
-                     else Tokenizer.from_str(source.decode("utf-8")))
+        cache = VerifiedFiles()  # each file is hash-checked, or vouched for by the cache, before it is used
+        tokenizer = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
         graph = load_verified(info.model_dir, info.graph, manifest.files[info.graph], cache)
-        options = session_options(info.threads, info.exact_int8, session_config)
-        self._scorer = Scorer(tokenizer, load_session(graph, options), max_length=info.max_length,
-                              activation=manifest.activation, output=manifest.output, batching=batching)
+        self._scorer = Scorer.from_files(
+            graph, tokenizer, max_length=info.max_length, activation=manifest.activation, output=manifest.output,
+            threads=info.threads, exact_int8=info.exact_int8, session_config=session_config, batching=batching)
         if set(self._scorer.input_names) != set(manifest.inputs):
             raise ManifestError(f"{info.graph} takes inputs {list(self._scorer.input_names)}, the manifest says "
                                 f"{list(manifest.inputs)}; re-export the model")

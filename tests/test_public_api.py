@@ -9,9 +9,9 @@ import sys
 import reranker_onnx
 
 HEAVY = ("torch", "transformers", "optimum", "typer", "click", "rich", "sentence_transformers", "export",
-         "reranker_onnx_export", "testing",
-         # the hub client and what `rerank-onnx pull` reads graphs with: imported by pull only
-         "huggingface_hub", "requests", "httpx", "tqdm", "google", "onnx", "scipy")
+         "reranker_onnx_export", "testing", "huggingface_hub", "ray", "pyarrow", "tqdm", "pandas",
+         # what `rerank-onnx pull` downloads and reads graphs with: imported by pull only
+         "requests", "httpx", "google", "onnx", "scipy")
 
 
 def test_import_pulls_nothing_heavy():
@@ -36,6 +36,26 @@ def test_every_error_is_a_reranker_error():
         obj = getattr(reranker_onnx, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, reranker_onnx.RerankerError)
+
+
+def test_the_batch_room_stays_out_of_the_core_and_its_extras_out_of_the_cli():
+    code = (
+        "import json, sys, reranker_onnx; core = sorted(m for m in sys.modules if m.split('.')[:2] == ['reranker_onnx', 'batch']); "
+        "import reranker_onnx.cli, reranker_onnx.batch; "
+        "print(json.dumps([core, sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'pyarrow', 'tqdm', 'pandas'))]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [[], []]
+
+
+def test_batch_names_are_what_we_meant():
+    import reranker_onnx.batch as batch
+
+    assert batch.__all__ == sorted(batch.__all__)
+    assert set(batch.__all__) == {
+        "ActorPlan", "BatchJob", "BatchReport", "Limits", "Shard", "plan_actors", "plan_shards", "rerank_dataset",
+        "run_batch",
+    }
 
 
 def test_the_cli_loads_the_export_stage_only_when_export_runs():

@@ -117,3 +117,20 @@ def test_jina_segments_are_always_zero(small, tmp_path):
     assert all(t == 0 for q, p in _pairs() for t in Tokenizer.from_file(str(folder / "tokenizer.json")).encode(q, p).type_ids)
     graph = export_onnx(JinaBertForSequenceClassification.from_pretrained(folder).eval(), tmp_path / "m.onnx")
     assert [i.name for i in onnx.load(str(graph)).graph.input] == ["input_ids", "attention_mask"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n in SEEDS if SEEDS[n].onnx))
+def test_small_replicas_publish_upstreams_onnx_set(name):
+    """Facts §C: the file set upstream publishes under onnx/; jina's graphs take two inputs."""
+    import onnx
+
+    folder = cached(name, "small", with_onnx=True)
+    published = {p.name for p in (folder / "onnx").iterdir() if p.suffix == ".onnx"}
+    expected = set(SEEDS[name].onnx) - {"model_O4.onnx"}  # O4 is a GPU (fp16) level: see SEEDS
+    assert expected <= published
+    for graph in published:
+        inputs = [i.name for i in onnx.load(str(folder / "onnx" / graph), load_external_data=False).graph.input]
+        assert inputs[:2] == ["input_ids", "attention_mask"]
+        if SEEDS[name].family != "bert":
+            assert "token_type_ids" not in inputs
