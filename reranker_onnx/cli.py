@@ -115,6 +115,10 @@ def info(model: Optional[str] = ModelOption, variant: Optional[str] = VariantOpt
     typer.echo(f"model: {found.name} ({found.family}) at {found.model_dir}")
     typer.echo(f"variants: {', '.join(found.variants)}")
     typer.echo(f"chosen: {found.variant}: {found.variant_reason}")
+    from .upstream import describe as describe_pull
+
+    for line in describe_pull(found.manifest, found.variant):
+        typer.echo(line)
 
 
 @app.command(name="list")
@@ -131,20 +135,25 @@ def list_models() -> None:
         elif (store_dir() / name / "manifest.json").is_file():
             where = "installed"
         else:
-            where = "pullable" if entry.artifacts.url else "export locally"
+            upstream = entry.pull and entry.pull.get("onnx") is not False
+            where = "pullable" if entry.artifacts.url or upstream else "export locally"
         typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
 
 
 @app.command()
 def pull(
-    name: str = typer.Argument(..., help="Model name from `rerank-onnx list`."),
+    name: str = typer.Argument(..., help="Model name from `rerank-onnx list`, or its upstream id."),
     offline: bool = typer.Option(False, "--offline", help="Never touch the network (also HF_HUB_OFFLINE=1)."),
     force: bool = typer.Option(False, "--force", help="Download again even if installed."),
+    no_validate: bool = typer.Option(False, "--no-validate", help="Upstream graphs: skip the fp32 download and the on-device check (recorded)."),
+    variant: Optional[str] = VariantOption,
+    graph: Optional[str] = typer.Option(None, "--graph", help="Upstream graphs: use this int8 file (e.g. onnx/model_int8.onnx)."),
 ) -> None:
-    """Download an exported model directory, verify every sha256, and install it atomically."""
+    """Download a model (an exported directory, or upstream's own ONNX graphs), verify every sha256, install it atomically."""
     from .pull import pull_model
 
-    directory = pull_model(name, offline=offline, force=force)
+    options = {"validate": not no_validate, "variant": variant, "graph": graph, "say": lambda m: typer.echo(m, err=True)}
+    directory = pull_model(name, offline=offline, force=force, **options)
     typer.echo(f"{name}: ready at {directory}")
 
 

@@ -1,5 +1,8 @@
 """``rerank-onnx pull``: fetch an exported model directory, verify it, install it atomically.
 
+A seed whose models.lock entry has a ``pull`` record and no published directory is pulled from upstream's
+own ONNX graphs instead (``upstream.py``, through huggingface_hub).
+
 Files go to a temporary folder inside the store (same filesystem, so the final rename is atomic),
 each checked against the size and sha256 pinned in ``models.lock`` while it streams. Only a complete,
 verified directory is renamed into place; a failed or interrupted pull leaves the store as it was.
@@ -13,6 +16,7 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .errors import DownloadError, RerankerError
 from .manifest import MANIFEST_NAME, read_manifest
@@ -56,12 +60,19 @@ def _download(url: str, dest: Path, sha256: str, size: int) -> None:
         raise DownloadError(f"{url}: sha256 does not match models.lock (corrupted download); nothing was installed")
 
 
-def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path:
-    """Install model ``name`` from models.lock into the store and return its directory."""
+def pull_model(name: str, *, offline: bool = False, force: bool = False, **upstream: Any) -> Path:
+    """Install model ``name`` from models.lock into the store and return its directory.
+
+    ``upstream`` holds the options of a pull from upstream's ONNX graphs (``upstream.PullOptions``).
+    """
     entry: LockEntry = lookup(name)
     if entry.artifacts.bundled:
         raise DownloadError(f"{entry.name} ships inside the package: there is nothing to pull; "
                             "use it with no model argument")
+    if entry.pull and not entry.artifacts.url:
+        from .upstream import PullOptions, pull_upstream
+
+        return pull_upstream(entry, PullOptions(offline=offline_requested(offline), force=force, **upstream))
     target = store_dir() / entry.name
     if (target / MANIFEST_NAME).is_file() and not force:
         log.info("%s is already installed at %s", entry.name, target)

@@ -80,6 +80,7 @@ class LockEntry:
     artifacts: Artifacts = field(default_factory=Artifacts)
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
+    pull: dict[str, Any] = field(default_factory=dict)  # upstream ONNX: {"revision", "files", "languages"} (upstream.py)
     upstream_files: dict[str, UpstreamPin] = field(default_factory=dict)  # at ``revision``
     upstream_files_source: str = ""  # where the pins come from
 
@@ -89,6 +90,8 @@ class LockEntry:
             data["recipe"] = self.recipe.to_dict()
         if self.provenance:
             data["provenance"] = self.provenance
+        if self.pull:
+            data["pull"] = self.pull
         if self.upstream_files:
             data["upstream_files"] = {f: pin.to_dict() for f, pin in self.upstream_files.items()}
             data["upstream_files_source"] = self.upstream_files_source
@@ -131,6 +134,7 @@ def parse_lock(data: Any, where: str = LOCK_NAME) -> dict[str, LockEntry]:
                 artifacts=Artifacts.from_dict(e.get("artifacts", {})),
                 notes=e.get("notes", ""),
                 provenance=e.get("provenance", {}),
+                pull=e.get("pull") or {},
                 upstream_files={f: UpstreamPin(str(p["sha256"]), p.get("size"))
                                 for f, p in e.get("upstream_files", {}).items()},
                 upstream_files_source=e.get("upstream_files_source", ""),
