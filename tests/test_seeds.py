@@ -33,6 +33,8 @@ def test_models_lock_pins_every_seed_at_a_full_revision():
     assert models["mmarco-mMiniLMv2-L12-H384-v1"]["revision"].startswith("1427fd65")
     assert models["japanese-reranker-cross-encoder-xsmall-v1"]["revision"].startswith("8547ac84")
     assert models["jina-reranker-v1-tiny-en"]["revision"].startswith("aca45de6")
+    # the fetch verifies these; a lock merge once dropped them (facts §B: mmarco's six checkpoint files)
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(models["mmarco-mMiniLMv2-L12-H384-v1"]["upstream_files"])
 
 
 @pytest.fixture()
