@@ -9,12 +9,13 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test test-batch export export-all eval bench bench-quick bench-batch \
+.PHONY: help install install-dev demo default-model test fuzz test-batch export export-all eval bench bench-quick bench-batch \
 	test-arm64 clean replicas seeds-full seeds-smallest verify-seeds
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
 	@echo "make test        set up and run the offline test suite"
+	@echo "make fuzz        the property-based harness at depth (minutes; FUZZ_EXAMPLES=80)"
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
 	@echo "make seeds-full  export full-size replicas of the five seeds through a local hub stand-in (slow)"
 	@echo "make eval / make default-model / make test-arm64"
@@ -55,6 +56,13 @@ default-model: $(VENV)/.dev
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
+
+# The property-based harness at depth (minutes): random inputs for every surface; each failure is saved
+# in tests/fuzz-db and replayed by `make test` (turn it into an @example once fixed). The address-space
+# limit turns a runaway allocation into a failing example instead of the host's OOM killer.
+FUZZ_EXAMPLES ?= 80
+fuzz: $(VENV)/.dev
+	ulimit -v 8000000 && RERANKER_FUZZ=deep RERANKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py
 
 # The batch job alone, Ray lane included (marked slow: Ray starts in about 20 s; `make test` runs it too).
 test-batch: $(VENV)/.dev

@@ -89,7 +89,7 @@ def test_the_cli_uses_the_default_when_no_model_is_given(shipped: Path, capsys: 
 
     assert main(["score", PAIRS[0], *PAIRS[1], "--json"]) == 0
     ranked = json.loads(capsys.readouterr().out)
-    assert ranked[0]["id"] == 0 and len(ranked) == 3
+    assert ranked[0]["id"] == 1 and len(ranked) == 3  # the n-th argument is id n
 
 
 def test_a_copy_without_its_graph_is_a_clear_error(shipped: Path, tmp_path: Path) -> None:
