@@ -174,6 +174,11 @@ def pull(
     typer.echo(f"{name}: ready at {directory}")
 
 
+from .serve.command import serve as _serve  # noqa: E402  (imports FastAPI only when run)
+
+app.command(name="serve")(_serve)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (testable without a subprocess)."""
     logging.basicConfig(level=logging.WARNING, format="rerank-onnx: %(message)s")

@@ -1,0 +1,55 @@
+"""What the server needs to know about each loaded model, read once through the runtime's public API.
+
+``batch_independent`` is the one rule that decides whether requests from different clients may share
+a runtime call: dynamic int8 graphs quantize activations per batch, so a pair's score moves with its
+batch-mates; fp32 graphs, and int8 graphs whose manifest records ``"batch_independent": true``, do not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from reranker_onnx import Reranker
+
+
+def batch_independent(variant: str, quantization: dict[str, Any]) -> bool:
+    """True when a pair's score cannot depend on the other pairs of its batch."""
+    return variant == "fp32" or quantization.get("batch_independent") is True
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    id: str  # the name clients pass as ``model``
+    variant: str
+    variant_reason: str
+    activation: str  # "identity" or "sigmoid": what Reranker.score returns
+    max_length: int
+    batch_independent: bool
+
+    @classmethod
+    def of(cls, reranker: Reranker) -> ModelCard:
+        manifest = reranker.manifest
+        quantization = manifest.variants[reranker.variant].quantization
+        return cls(
+            id=manifest.name,
+            variant=reranker.variant,
+            variant_reason=reranker.variant_reason,
+            activation=manifest.activation,
+            max_length=reranker.max_length,
+            batch_independent=batch_independent(reranker.variant, quantization),
+        )
+
+    def raw(self, score: float) -> float:
+        """The logit behind a Reranker score (TEI's ``raw_scores``)."""
+        if self.activation == "sigmoid":
+            score = min(max(score, 1e-300), 1.0 - 1e-16)
+            return math.log(score) - math.log1p(-score)
+        return score
+
+    def relevance(self, score: float) -> float:
+        """A score in 0..1, as Cohere, Jina and TEI define relevance: the sigmoid of the logit."""
+        if self.activation == "sigmoid":
+            return score
+        return 0.5 * (1.0 + math.tanh(0.5 * score))  # sigmoid without overflow
