@@ -29,7 +29,7 @@ $(VENV)/.runtime: $(PY) pyproject.toml
 
 # Export stage and test tools (torch CPU, transformers, optimum-onnx, sentence-transformers, pytest).
 $(VENV)/.dev: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,serve-test]'
 	@touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime

@@ -82,6 +82,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        for s in served.values():
+            s.batcher.start()
         yield
         # uvicorn calls this after in-flight requests finished (graceful SIGTERM); drain what is left.
         for s in served.values():

@@ -70,6 +70,17 @@ class Batcher:
         self._queue: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Run the scoring thread (again, after ``close``: an app's lifespan may start and stop twice)."""
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive() and not self._stopping:
+                return
+        if self._thread is not None:
+            self._thread.join()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="reranker-onnx-batcher", daemon=True)
         self._thread.start()
 
@@ -99,7 +110,8 @@ class Batcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     # -- the scoring thread -----------------------------------------------------------------
 
