@@ -9,7 +9,7 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean
+.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick bench-serve bench-soak test-arm64 clean
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
@@ -17,6 +17,7 @@ help:
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
+	@echo "make bench-serve / make bench-soak   the HTTP service under load / 10 minutes of RSS"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,7 +73,7 @@ eval: $(VENV)/.dev
 # reranker-onnx against sentence-transformers, FlashRank, fastembed and a bare onnxruntime loop on the same
 # weights and pairs: builds its models under .cache/bench, writes results/bench/bench.{md,json,png}.
 $(VENV)/.bench: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench,serve]'
 	@touch $@ $(VENV)/.dev $(VENV)/.runtime
 
 bench: $(VENV)/.bench
@@ -80,6 +81,14 @@ bench: $(VENV)/.bench
 
 bench-quick: $(VENV)/.bench
 	$(PY) -m bench --quick
+
+# rerank-onnx serve under 1-64 concurrent clients against in-process scoring and a FastAPI +
+# sentence-transformers peer (about 10 min): results/bench/serve.md. bench-soak: 10 minutes of load, server RSS.
+bench-serve: $(VENV)/.bench
+	$(PY) -m bench.serving
+
+bench-soak: $(VENV)/.bench
+	nice -n 10 $(PY) -m bench.serving --soak 600
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import threading
 
@@ -161,3 +163,23 @@ def test_full_queue_is_503_with_retry_after_and_timeouts_too(reranker):
         slow.release.set()
         assert c.post("/v1/rerank", json=body).status_code == 200
         assert 'reranker_rejected_total{reason="timeout"} 2.0' in c.get("/metrics").text
+
+
+def test_a_stalled_body_is_408_not_a_hang():
+    from reranker_onnx.serve.guard import Guard
+    from reranker_onnx.serve.metrics import Metrics
+
+    async def never_called(scope, receive, send):
+        raise AssertionError("the app must not see a request whose body never arrived")
+
+    async def stalled():
+        await asyncio.sleep(3600)
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    guard = Guard(never_called, max_body_bytes=1000, body_timeout_s=0.05, metrics=Metrics())
+    asyncio.run(guard({"type": "http", "path": "/v1/rerank", "headers": []}, stalled, send))
+    assert sent[0]["status"] == 408 and "did not arrive within 0.05 s" in json.loads(sent[1]["body"])["message"]

@@ -59,7 +59,7 @@ class Served:
     batcher: Batcher
 
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 422, 503)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 408, 413, 422, 503)}
 
 
 def create_app(
@@ -198,7 +198,7 @@ def create_app(
         return Response(metrics.render(), media_type=metrics.content_type)
 
     _install_error_handlers(app)
-    app.add_middleware(Guard, max_body_bytes=limits.max_body_bytes, metrics=metrics)
+    app.add_middleware(Guard, max_body_bytes=limits.max_body_bytes, body_timeout_s=limits.timeout_s, metrics=metrics)
     app.state.served = served
     return app
 

@@ -52,6 +52,8 @@ def serve(
         raise _Failed(2, str(exc)) from None
     for s in app.state.served.values():
         typer.echo(f"serving {s.card.id} ({s.card.variant}; {'merging requests' if s.batcher.merge else 'one request per call'})", err=True)
+    if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: {host} may be reachable from other machines and no --api-key is set", err=True)
     typer.echo(f"listening on http://{host}:{port} (Ctrl-C or SIGTERM stops after in-flight requests)", err=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=int(timeout) + 1)

@@ -6,6 +6,7 @@ and it answers any failure it sees as one JSON line: a bug becomes a 500 with no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -33,8 +34,9 @@ async def send_json(send: Any, status: int, body: bytes, headers: list[tuple[byt
 
 
 class Guard:
-    def __init__(self, app: Any, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(self, app: Any, *, max_body_bytes: int, body_timeout_s: float, metrics: Metrics) -> None:
         self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -49,7 +51,13 @@ class Guard:
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
+            try:
+                body = await asyncio.wait_for(self._read_body(scope, receive), self.body_timeout_s)
+            except asyncio.TimeoutError:  # a client that stalls mid-body does not hold its slot forever
+                self.metrics.rejected.labels("body_timeout").inc()
+                await send_json(counted_send, 408, error_body(
+                    f"the request body did not arrive within {self.body_timeout_s:g} s", "Validation"))
+                return
             if body is None:
                 self.metrics.rejected.labels("body_too_large").inc()
                 await send_json(counted_send, 413, error_body(

@@ -27,7 +27,8 @@ class Limits:
     batch_wait_ms: float = 2.0
     # Pairs merged into one runtime call at most; the runtime still cuts them into token-budget batches.
     max_batch_pairs: int = 1024
-    # A request that has not been answered after this long gets 503 and is dropped if still queued.
+    # A request that has not been answered after this long gets 503 and is dropped if still queued;
+    # a body that has not fully arrived after this long gets 408 (a stalled client frees its slot).
     timeout_s: float = 30.0
     # Seconds a client is told to wait (Retry-After) when the queue is full or a request timed out.
     retry_after_s: int = 1

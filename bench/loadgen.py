@@ -1,0 +1,146 @@
+"""The processes ``bench.serving`` starts: the HTTP load generator, the in-process baseline, the peer server.
+
+    python -m bench.loadgen load URL SPEC        # C clients, keep-alive connections, for S seconds → JSON
+    python -m bench.loadgen inproc MODEL SPEC    # the same requests through Reranker.score, back to back → JSON
+    python -m bench.loadgen peer CHECKPOINT PORT # plain FastAPI + sentence-transformers CrossEncoder.rank
+
+Each runs in its own process so the client's Python never shares an interpreter (or a GIL) with the
+server it measures. Clients are threads on stdlib ``http.client``: the lightest load a 2-core host
+can generate; the host is shared with the server, which the report says.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+def bodies(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests of ``spec["docs"]`` passages each, queries and passages rotating through the pools."""
+    queries, passages, n = spec["queries"], spec["passages"], spec["docs"]
+    out = []
+    for k in range(spec.get("distinct", 32)):
+        start = (k * n) % len(passages)
+        docs = (passages[start:] + passages[:start])[:n]
+        out.append({"model": spec.get("model"), "query": queries[k % len(queries)], "documents": docs, "top_n": 5})
+    return [{key: v for key, v in b.items() if v is not None} for b in out]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """``clients`` threads post for ``seconds`` after ``warmup`` seconds; latencies of the measured window."""
+    parts = urlsplit(url)
+    payloads = [json.dumps(b).encode() for b in bodies(spec)]
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {spec['key']}"} if spec.get("key") else {})}
+    clients, warmup, seconds = spec["clients"], spec.get("warmup", 2.0), spec["seconds"]
+    begin = time.perf_counter() + warmup
+    stop = begin + seconds
+    lock, records = threading.Lock(), []
+
+    def client(k: int) -> None:
+        conn, mine = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300), []
+        i = k
+        while (t0 := time.perf_counter()) < stop:
+            try:
+                conn.request("POST", parts.path or "/v1/rerank", body=payloads[i % len(payloads)], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                status = 0
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+            t1 = time.perf_counter()
+            if t0 >= begin:
+                mine.append((t1 - t0, status, t1))
+            i += clients
+        conn.close()
+        with lock:
+            records.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in records if r[1] == 200]
+    window = max((r[2] for r in records), default=stop) - begin
+    statuses: dict[str, int] = {}
+    for r in records:
+        statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
+    latencies = [r[0] for r in ok]
+    return {
+        "clients": clients, "docs": spec["docs"], "requests": len(ok), "errors": len(records) - len(ok),
+        "statuses": statuses, "window_s": window,
+        "pairs_per_s": len(ok) * spec["docs"] / window if window > 0 else 0.0,
+        "p50_ms": 1000 * _percentile(latencies, 0.50), "p99_ms": 1000 * _percentile(latencies, 0.99),
+    }
+
+
+def inproc(model: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The same requests through one ``Reranker`` in this process, one after another (all cores per call)."""
+    from reranker_onnx import Reranker
+
+    reranker = Reranker(model, variant=spec.get("variant"))
+    payloads = bodies(spec)
+    for b in payloads[:2]:
+        reranker.rank(b["query"], b["documents"], top_k=5)
+    done, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < spec["seconds"]:
+        b = payloads[done % len(payloads)]
+        reranker.rank(b["query"], b["documents"], top_k=5)
+        done += 1
+    return {"docs": spec["docs"], "requests": done, "pairs_per_s": done * spec["docs"] / elapsed}
+
+
+def peer(checkpoint: str, port: int) -> None:
+    """What a user would write without reranker-onnx: FastAPI calling CrossEncoder.rank per request."""
+    import uvicorn
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(checkpoint, device="cpu")
+    app = FastAPI()
+
+    class Request(BaseModel):
+        query: str
+        documents: list[str]
+        top_n: int | None = None
+        model: str | None = None
+
+    @app.post("/v1/rerank")
+    def rerank(request: Request) -> dict[str, Any]:
+        ranked = model.rank(request.query, request.documents, top_k=request.top_n)
+        return {"results": [{"index": int(r["corpus_id"]), "relevance_score": float(r["score"])} for r in ranked]}
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main(argv: list[str]) -> int:
+    task = argv[0]
+    if task == "peer":
+        peer(argv[1], int(argv[2]))
+        return 0
+    spec = json.loads(Path(argv[2]).read_text(encoding="utf-8"))
+    out = load(argv[1], spec) if task == "load" else inproc(argv[1], spec)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
