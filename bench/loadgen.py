@@ -106,22 +106,15 @@ def inproc(model: str, spec: dict[str, Any]) -> dict[str, Any]:
 def peer(checkpoint: str, port: int) -> None:
     """What a user would write without reranker-onnx: FastAPI calling CrossEncoder.rank per request."""
     import uvicorn
-    from fastapi import FastAPI
-    from pydantic import BaseModel
+    from fastapi import Body, FastAPI
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(checkpoint, device="cpu")
     app = FastAPI()
 
-    class Request(BaseModel):
-        query: str
-        documents: list[str]
-        top_n: int | None = None
-        model: str | None = None
-
     @app.post("/v1/rerank")
-    def rerank(request: Request) -> dict[str, Any]:
-        ranked = model.rank(request.query, request.documents, top_k=request.top_n)
+    def rerank(request: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008  (FastAPI's idiom)
+        ranked = model.rank(request["query"], request["documents"], top_k=request.get("top_n"))
         return {"results": [{"index": int(r["corpus_id"]), "relevance_score": float(r["score"])} for r in ranked]}
 
     @app.get("/health")
