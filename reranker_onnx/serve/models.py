@@ -8,15 +8,24 @@ batch-mates; fp32 graphs, and int8 graphs whose manifest records ``"batch_indepe
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from reranker_onnx import Reranker
 
 
-def batch_independent(variant: str, quantization: dict[str, Any]) -> bool:
-    """True when a pair's score cannot depend on the other pairs of its batch."""
-    return variant == "fp32" or quantization.get("batch_independent") is True
+def batch_independent(variant: str, quantization: Mapping[str, Any] | object) -> bool:
+    """True when a pair's score cannot depend on the other pairs of its batch.
+
+    ``quantization`` is the variant's record in the manifest: a dict today, or a typed record with a
+    ``batch_independent`` field; anything but an explicit True counts as batch-dependent.
+    """
+    if isinstance(quantization, Mapping):
+        flag = quantization.get("batch_independent")
+    else:
+        flag = getattr(quantization, "batch_independent", None)
+    return variant == "fp32" or flag is True
 
 
 @dataclass(frozen=True)
