@@ -2,7 +2,7 @@
 
 Sorting by length means a short passage is never padded to a long one, and the budget (rows × padded
 length) bounds the activations a batch needs, whatever the input size. A batch also closes when the
-next pair is much shorter than its longest (``PAD_SLACK``): on mixed real passages a budget-only cut
+next pair is much shorter than its longest (``pad_slack``, ``PAD_SLACK`` by default): on mixed real passages a budget-only cut
 spent 30-40 % of a batch's tokens on padding, and attention cost grows with the padded length squared.
 """
 
@@ -26,16 +26,16 @@ class Batch:
     token_type_ids: np.ndarray  # (n, L) int64
 
 
-def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int) -> list[np.ndarray]:
+def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK) -> list[np.ndarray]:
     """Group row indices, longest first: rows × longest ≤ token_budget (at least one row), and no row
-    shorter than (1 - PAD_SLACK) × the batch's longest."""
+    shorter than (1 - pad_slack) × the batch's longest."""
     order = np.argsort(-lengths, kind="stable")
     batches: list[np.ndarray] = []
     start = 0
     while start < len(order):
         longest = int(lengths[order[start]])
         limit = min(len(order), start + max(1, min(max_rows, token_budget // max(longest, 1))))
-        floor = longest * (1.0 - PAD_SLACK)
+        floor = longest * (1.0 - pad_slack)
         end = start + 1
         while end < limit and lengths[order[end]] >= floor:
             end += 1
@@ -45,10 +45,10 @@ def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int) -> list[
 
 
 def make_batches(
-    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int
+    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK
 ) -> Iterator[Batch]:
     lengths = encoded.lengths()
-    for rows in plan_batches(lengths, token_budget, max_rows):
+    for rows in plan_batches(lengths, token_budget, max_rows, pad_slack):
         width = int(lengths[rows].max())
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -1,8 +1,10 @@
-"""``Reranker``: load a model directory, pick its variant for this CPU, score pairs like the reference.
+"""``Reranker``: load and verify a model directory, pick its variant for this CPU, score like the reference.
 
-The pipeline is short and named: validate → encode (template + truncation) → length-sorted batches
-under a token budget → run → activation → caller's order. One instance is safe to share between
-threads: after loading nothing in it changes, and onnxruntime sessions run concurrently.
+Loading is: resolve the directory, read its manifest, choose the variant, check every file it uses
+against its sha256, then build a :class:`~reranker_onnx.scoring.Scorer` (encode → batches → feed →
+run → activation). Scoring is: check the input, score, return plain floats in the caller's order.
+One instance is safe to share between threads: after loading nothing in it changes, and its state
+is private; ``info`` describes it.
 """
 
 from __future__ import annotations
@@ -10,28 +12,55 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from . import cpu
-from .batching import make_batches
-from .encoding import PairEncoder
-from .errors import InputError, RerankerError
-from .manifest import FileEntry, Manifest, VerifiedFiles, load_verified, read_manifest
+from .errors import InputError, ManifestError
+from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest
+from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first, load_session, session_options
 from .store import resolve_model
 from .threads import default_threads
 
 log = logging.getLogger(__name__)
 
-# Rows × padded length per batch: bounds activation memory. 2048 measured as fast as 4096 on 2 cores
-# (MiniLM, TinyBERT; bench/) with half the peak; a model longer than this gets its max_length instead.
-DEFAULT_TOKEN_BUDGET = 2048
-DEFAULT_MAX_ROWS = 64
-PAIRS_PER_CHUNK = 1024  # pairs encoded and length-sorted together
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model directory is and what would run here: the answer of :func:`describe` and ``Reranker.info``."""
+
+    name: str
+    family: str
+    model_dir: Path
+    variant: str
+    variant_reason: str  # one sentence, as ``rerank-onnx info`` shows it
+    variants: tuple[str, ...]  # what the directory ships
+    graph: str  # the chosen variant's file
+    max_length: int
+    activation: str
+    threads: int
+    exact_int8: bool  # cpu.needs_exact_int8: the session uses the u8×u8 kernels
+    manifest: Manifest = field(repr=False, compare=False)
+
+
+def describe(model: str | os.PathLike[str] | None = None, variant: str | None = None,
+             host: cpu.CpuFeatures | None = None) -> ModelInfo:
+    """Resolve ``model`` (as ``Reranker`` does), read its manifest and choose its variant for ``host``
+    (this CPU by default), without hashing or loading anything."""
+    directory = resolve_model(model)
+    manifest = read_manifest(directory)
+    host = host or cpu.detect()
+    choice = cpu.choose_variant(host, set(manifest.variants), cpu.requested_variant(variant))
+    chosen = manifest.variants[choice.variant]
+    return ModelInfo(
+        name=manifest.name, family=manifest.family, model_dir=directory, variant=choice.variant,
+        variant_reason=choice.reason, variants=tuple(sorted(manifest.variants)), graph=chosen.file,
+        max_length=manifest.max_length, activation=manifest.activation, threads=default_threads(),
+        exact_int8=cpu.needs_exact_int8(host, chosen.quantization), manifest=manifest,
+    )
 
 
 def _check_text(value: object, what: str) -> str:
@@ -77,70 +106,37 @@ class Reranker:
         max_rows: int = DEFAULT_MAX_ROWS,
         session_config: dict[str, str] | None = None,
     ) -> None:
-        self.model_dir = resolve_model(model)
-        self.manifest: Manifest = read_manifest(self.model_dir)
-        self.cpu = cpu.detect()
-        choice = cpu.choose_variant(self.cpu, set(self.manifest.variants), cpu.requested_variant(variant))
-        self.variant, self.variant_reason = choice.variant, choice.reason
-        if max_length is not None and not 2 <= max_length <= self.manifest.max_length:
-            raise InputError(f"max_length must be between 2 and {self.manifest.max_length} for this model")
-        self.max_length = max_length or self.manifest.max_length
+        info = describe(model, variant)
+        manifest = info.manifest
+        if max_length is not None and not 2 <= max_length <= manifest.max_length:
+            raise InputError(f"max_length must be between 2 and {manifest.max_length} for this model")
         if threads is not None and threads < 1:
             raise InputError("threads must be at least 1")
-        self.threads = threads or default_threads()
-        if token_budget is None:
-            token_budget = max(DEFAULT_TOKEN_BUDGET, self.max_length)
-        if token_budget < self.max_length:
-            raise InputError(f"token_budget must be at least max_length ({self.max_length})")
-        self.token_budget, self.max_rows = token_budget, max_rows
+        self._info = info = replace(info, max_length=max_length or info.max_length, threads=threads or info.threads)
+        batching = Batching.for_length(info.max_length, token_budget, max_rows)
 
         cache = VerifiedFiles()
-        tokenizer_source = load_verified(self.model_dir, self.manifest.tokenizer, self._entry(self.manifest.tokenizer), cache)
-        tokenizer = (
-            Tokenizer.from_file(str(tokenizer_source))
-            if isinstance(tokenizer_source, Path)
-            else Tokenizer.from_str(tokenizer_source.decode("utf-8"))
-        )
-        self.encoder = PairEncoder(tokenizer, self.max_length)
-        graph_file = self.manifest.variants[self.variant].file
-        graph = load_verified(self.model_dir, graph_file, self._entry(graph_file), cache)
-        self.session = ort.InferenceSession(
-            str(graph) if isinstance(graph, Path) else graph,
-            sess_options=self._session_options(session_config or {}),
-            providers=["CPUExecutionProvider"],
-        )
-        self.input_names = tuple(i.name for i in self.session.get_inputs())
-        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
-        if unknown:
-            raise RerankerError(f"{graph_file} takes inputs {sorted(unknown)} this runtime cannot feed; re-export it")
-        log.info("loaded %s (%s): %s", self.manifest.name, self.variant, self.variant_reason)
+        source = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
+        tokenizer = (Tokenizer.from_file(str(source)) if isinstance(source, Path)
+                     else Tokenizer.from_str(source.decode("utf-8")))
+        graph = load_verified(info.model_dir, info.graph, manifest.files[info.graph], cache)
+        options = session_options(info.threads, info.exact_int8, session_config)
+        self._scorer = Scorer(tokenizer, load_session(graph, options), max_length=info.max_length,
+                              activation=manifest.activation, output=manifest.output, batching=batching)
+        if set(self._scorer.input_names) != set(manifest.inputs):
+            raise ManifestError(f"{info.graph} takes inputs {list(self._scorer.input_names)}, the manifest says "
+                                f"{list(manifest.inputs)}; re-export the model")
+        log.info("loaded %s (%s): %s", info.name, info.variant, info.variant_reason)
 
-    def _entry(self, name: str) -> FileEntry:
-        return self.manifest.files[name]
+    @property
+    def info(self) -> ModelInfo:
+        """What was loaded and why (read-only)."""
+        return self._info
 
-    def _needs_exact_int8(self) -> bool:
-        """Full-range int8 weights on x86 without VNNI would saturate u8×s8 sums: use exact u8×u8."""
-        recipe = self.manifest.variants[self.variant].quantization
-        full_range_s8 = recipe.get("weight_type") == "qint8" and not recipe.get("reduce_range", False)
-        no_vnni = self.cpu.arch == "x86_64" and not {"avx512_vnni", "avx_vnni"} & self.cpu.features
-        return full_range_s8 and no_vnni
-
-    def _session_options(self, extra: dict[str, str]) -> ort.SessionOptions:
-        options = ort.SessionOptions()
-        if self._needs_exact_int8() and "session.x64quantprecision" not in extra:
-            options.add_session_config_entry("session.x64quantprecision", "1")
-        # Idle intra-op threads sleep instead of spinning: a spinning pool keeps the cores from the
-        # tokenizer and Python that run between batches (bench/: a 4-pair call took 15.7 ms spinning,
-        # 1.6 ms not, on 2 cores) and burns an edge device's battery.
-        extra = {"session.intra_op.allow_spinning": "0", **extra}
-        for key, value in extra.items():
-            options.add_session_config_entry(key, value)
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        return options
+    @property
+    def scorer(self) -> Scorer:
+        """The scoring steps under this model, for callers that time or drive them (bench, batch jobs)."""
+        return self._scorer
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -153,7 +149,7 @@ class Reranker:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"pair {i} must be a (query, passage) tuple")
             checked.append((_check_text(pair[0], f"query of pair {i}"), _check_text(pair[1], f"passage of pair {i}")))
-        return self._score_pairs(checked)
+        return self._scorer.scores(checked)
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Scores of one query against passages, in the passages' order."""
@@ -161,12 +157,13 @@ class Reranker:
         if not query.strip():
             raise InputError("the query is empty: give a non-empty query")
         texts = _check_passages(passages)
-        if self.encoder.query_tokens(query) > self.encoder.query_share:
+        encoder = self._scorer.encoder
+        if encoder.query_tokens(query) > encoder.query_share:
             log.warning(
                 "the query has more than %d tokens and is cut to share max_length=%d with each passage",
-                self.encoder.query_share, self.max_length,
+                encoder.query_share, encoder.max_length,
             )
-        return self._score_pairs([(query, p) for p in texts])
+        return self._scorer.scores([(query, p) for p in texts])
 
     def rank(
         self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False
@@ -175,30 +172,12 @@ class Reranker:
         if top_k is not None and top_k < 1:
             raise InputError("top_k must be at least 1")
         scores = self.score(query, documents)
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]
+        order = best_first(scores)[:top_k]
         return [
             {"corpus_id": i, "score": scores[i], **({"text": documents[i]} if return_documents else {})}
             for i in order
         ]
 
-    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        logits = np.empty(len(pairs), dtype=np.float32)
-        # Encode a bounded chunk at a time, so memory does not grow with the number of pairs.
-        for start in range(0, len(pairs), PAIRS_PER_CHUNK):
-            chunk = pairs[start : start + PAIRS_PER_CHUNK]
-            encoded = self.encoder.encode(chunk)
-            for batch in make_batches(encoded, self.encoder.pad_id, self.token_budget, self.max_rows):
-                feed = {
-                    "input_ids": batch.input_ids,
-                    "attention_mask": batch.attention_mask,
-                    "token_type_ids": batch.token_type_ids,
-                }
-                (out,) = self.session.run([self.manifest.output], {k: feed[k] for k in self.input_names})
-                logits[start + batch.rows] = out.reshape(len(batch.rows), -1)[:, 0]  # (n, 1) → (n,)
-        if self.manifest.activation == "sigmoid":
-            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).tolist()
-        return logits.tolist()
-
     def __repr__(self) -> str:
-        return f"Reranker({str(self.model_dir)!r}, variant={self.variant!r}, threads={self.threads})"
+        return f"Reranker({str(self._info.model_dir)!r}, variant={self._info.variant!r}, threads={self._info.threads})"
 
