@@ -128,9 +128,7 @@ class _Slow:
     """A stand-in Reranker whose calls block until released: fills the queue deterministically."""
 
     def __init__(self, real: Reranker) -> None:
-        self.real, self.release = real, threading.Event()
-        self.manifest, self.variant, self.variant_reason, self.max_length = (
-            real.manifest, real.variant, real.variant_reason, real.max_length)
+        self.real, self.release, self.info = real, threading.Event(), real.info
 
     def score(self, query, documents):
         self.release.wait(10)

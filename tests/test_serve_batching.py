@@ -71,6 +71,8 @@ def test_the_rule():
     assert not batch_independent("avx512_vnni", {"mode": "dynamic"})
     assert not batch_independent("avx2", {"batch_independent": "yes"})
     assert batch_independent("arm64", type("Quantization", (), {"batch_independent": True})())
+    assert batch_independent("arm64", type("Quantization", (), {"extra": {"batch_independent": True}})())
+    assert not batch_independent("arm64", None)
 
 
 def test_fp32_requests_merge_into_one_call_with_the_scores_of_serving_alone(exported, requests_):

@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reranker_onnx import InputError, Reranker, RerankerError, VariantError, __version__
+from reranker_onnx import Reranker, RerankerError, __version__
+from reranker_onnx.errors import CALLER_ERRORS  # the caller's fault: 422; any other RerankerError is ours
 
 from .batcher import Batcher, QueueFull, ShuttingDown
 from .guard import Guard
@@ -43,9 +44,6 @@ from .schemas import (
     TeiRequest,
     TeiResult,
 )
-
-CLIENT_ERRORS = (InputError, VariantError)  # the caller's fault: 422; any other RerankerError is ours
-
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, kind: str = "Validation", retry_after: int | None = None) -> None:
@@ -134,7 +132,7 @@ def create_app(
                            limits.retry_after_s) from None
         except ShuttingDown as exc:
             raise ApiError(503, str(exc), "Unhealthy", limits.retry_after_s) from None
-        except CLIENT_ERRORS as exc:
+        except CALLER_ERRORS as exc:
             raise ApiError(422, str(exc)) from None
 
     async def rerank(body: RerankRequest, version: str) -> RerankResponse:

@@ -30,26 +30,22 @@ def serve(
     no_merge: bool = typer.Option(False, "--no-merge", help="Never merge requests into one runtime call."),
 ) -> None:
     """Serve reranking over HTTP: Cohere /v1/rerank and /v2/rerank (also Jina's shape), TEI /rerank."""
-    from ..cli import _fail, _Failed
-    from ..errors import RerankerError
+    from reranker_onnx import InputError, Reranker, RerankerError
 
     try:
         import uvicorn
 
         from . import Limits, create_app
     except ImportError:
-        raise _Failed(1, MISSING_EXTRA) from None
-    from reranker_onnx import Reranker
+        raise RerankerError(MISSING_EXTRA) from None
 
     limits = Limits(max_documents=max_documents, max_body_bytes=max_body_bytes, max_queue=max_queue,
                     batch_wait_ms=batch_wait_ms, timeout_s=timeout)
+    rerankers = [Reranker(m, variant=variant, threads=threads) for m in (model or [None])]  # errors: cli.main
     try:
-        rerankers = [Reranker(m, variant=variant, threads=threads) for m in (model or [None])]
         app = create_app(rerankers, limits=limits, api_key=api_key or None, merge=not no_merge)
-    except RerankerError as exc:
-        raise _fail(exc) from None
     except ValueError as exc:  # two models with one name
-        raise _Failed(2, str(exc)) from None
+        raise InputError(str(exc)) from None
     for s in app.state.served.values():
         typer.echo(f"serving {s.card.id} ({s.card.variant}; {'merging requests' if s.batcher.merge else 'one request per call'})", err=True)
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):

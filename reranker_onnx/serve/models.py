@@ -15,17 +15,22 @@ from typing import Any
 from reranker_onnx import Reranker
 
 
-def batch_independent(variant: str, quantization: Mapping[str, Any] | object) -> bool:
+def batch_independent(variant: str, quantization: Mapping[str, Any] | object | None) -> bool:
     """True when a pair's score cannot depend on the other pairs of its batch.
 
-    ``quantization`` is the variant's record in the manifest: a dict today, or a typed record with a
-    ``batch_independent`` field; anything but an explicit True counts as batch-dependent.
+    ``quantization`` is the variant's record in the manifest (``manifest.Quantization``, None for fp32,
+    or its dict on disk): the key is a field of it or one of its ``extra`` keys, as a newer export
+    writes it. Anything but an explicit True counts as batch-dependent.
     """
+    if variant == "fp32":
+        return True
     if isinstance(quantization, Mapping):
         flag = quantization.get("batch_independent")
     else:
         flag = getattr(quantization, "batch_independent", None)
-    return variant == "fp32" or flag is True
+        if flag is None:
+            flag = (getattr(quantization, "extra", None) or {}).get("batch_independent")
+    return flag is True
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,15 @@ class ModelCard:
 
     @classmethod
     def of(cls, reranker: Reranker) -> ModelCard:
-        manifest = reranker.manifest
-        quantization = manifest.variants[reranker.variant].quantization
+        info = reranker.info
+        quantization = info.manifest.variants[info.variant].quantization
         return cls(
-            id=manifest.name,
-            variant=reranker.variant,
-            variant_reason=reranker.variant_reason,
-            activation=manifest.activation,
-            max_length=reranker.max_length,
-            batch_independent=batch_independent(reranker.variant, quantization),
+            id=info.name,
+            variant=info.variant,
+            variant_reason=info.variant_reason,
+            activation=info.activation,
+            max_length=info.max_length,
+            batch_independent=batch_independent(info.variant, quantization),
         )
 
     def raw(self, score: float) -> float:
