@@ -139,7 +139,7 @@ def create_app(
         target = pick(body.model)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
         scores = await score(target, body.query, texts)
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: body.top_n]
+        order = _best_first(scores)[: body.top_n]
         return RerankResponse(
             id=str(uuid.uuid4()),
             results=[
@@ -172,7 +172,7 @@ def create_app(
         target = default
         scores = await score(target, body.query, body.texts)
         convert = target.card.raw if body.raw_scores else target.card.relevance
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        order = _best_first(scores)
         return [TeiResult(index=i, score=convert(scores[i]), text=body.texts[i] if body.return_text else None)
                 for i in order]
 
@@ -199,6 +199,11 @@ def create_app(
     app.add_middleware(Guard, max_body_bytes=limits.max_body_bytes, body_timeout_s=limits.timeout_s, metrics=metrics)
     app.state.served = served
     return app
+
+
+def _best_first(scores: list[float]) -> list[int]:
+    """Indices, highest score first, ties in input order: the order of ``Reranker.rank``."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
 def _reply(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
