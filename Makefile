@@ -88,7 +88,7 @@ bench-serve: $(VENV)/.bench
 	$(PY) -m bench.serving
 
 bench-soak: $(VENV)/.bench
-	nice -n 10 $(PY) -m bench.serving --soak 600
+	nice -n 10 $(PY) -m bench.serving --soak 600 --soak-model reranker_onnx/models/default
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

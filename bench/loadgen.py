@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .stats import percentile
+
 
 def bodies(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Requests of ``spec["docs"]`` passages each, queries and passages rotating through the pools."""
@@ -30,11 +32,6 @@ def bodies(spec: dict[str, Any]) -> list[dict[str, Any]]:
         docs = (passages[start:] + passages[:start])[:n]
         out.append({"model": spec.get("model"), "query": queries[k % len(queries)], "documents": docs, "top_n": 5})
     return [{key: v for key, v in b.items() if v is not None} for b in out]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
 def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +80,8 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
         "clients": clients, "docs": spec["docs"], "requests": len(ok), "errors": len(records) - len(ok),
         "statuses": statuses, "window_s": window,
         "pairs_per_s": len(ok) * spec["docs"] / window if window > 0 else 0.0,
-        "p50_ms": 1000 * _percentile(latencies, 0.50), "p99_ms": 1000 * _percentile(latencies, 0.99),
+        "p50_ms": 1000 * percentile(latencies, 50) if latencies else float("nan"),
+        "p99_ms": 1000 * percentile(latencies, 99) if latencies else float("nan"),
     }
 
 

@@ -239,13 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 s per point, 1 and 16 clients, 1×20 only")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per point")
     parser.add_argument("--soak", type=float, default=0.0, help="run the RSS soak for this many seconds instead")
+    parser.add_argument("--soak-model", help="soak this model directory instead of the MiniLM-L6 size (e.g. the default model)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    size = next(s for s in models.SIZES if s.key == "minilm-l6")
-    _say(f"preparing {size.key}")
-    m = models.prepare(size, args.cache, _say)
+    if args.soak and args.soak_model:
+        m = {"runtime_dir": args.soak_model, "label": args.soak_model}
+    else:
+        size = next(s for s in models.SIZES if s.key == "minilm-l6")
+        _say(f"preparing {size.key}")
+        m = models.prepare(size, args.cache, _say)
     if args.soak:
         result = soak(m, args.soak)
         result.update(model=m["label"], host=_host())
