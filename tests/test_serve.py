@@ -181,3 +181,14 @@ def test_a_stalled_body_is_408_not_a_hang():
     guard = Guard(never_called, max_body_bytes=1000, body_timeout_s=0.05, metrics=Metrics())
     asyncio.run(guard({"type": "http", "path": "/v1/rerank", "headers": []}, stalled, send))
     assert sent[0]["status"] == 408 and "did not arrive within 0.05 s" in json.loads(sent[1]["body"])["message"]
+
+
+def test_the_issue_s_bad_inputs_under_the_default_limits(reranker):
+    """10,000 documents and a 5 MB document are refused by the defaults, one line each; the server stays up."""
+    with TestClient(create_app([reranker])) as c:
+        many = c.post("/v1/rerank", json={"query": "q", "documents": ["d"] * 10_000})
+        assert many.status_code == 413 and many.json()["message"] == (
+            "10000 documents in one request; at most 1000 are accepted")
+        huge = c.post("/v1/rerank", json={"query": "q", "documents": ["x" * 5_000_000]})
+        assert huge.status_code == 413 and "larger than 4194304 bytes" in huge.json()["message"]
+        assert c.post("/rerank", json={"query": "q", "texts": ["a", "b"]}).status_code == 200
