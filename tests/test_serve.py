@@ -21,7 +21,7 @@ QUERY = "tool to compress and archive files"
 
 @pytest.fixture(scope="module")
 def reranker():
-    return Reranker()  # the bundled default model: dynamic int8, so requests are never merged
+    return Reranker()  # the bundled default model
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_tei_shape_raw_and_activated(client, reranker, docs):
 
 def test_health_models_openapi_metrics(client):
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["models"][0]["batch_independent"] is False
+    assert health["status"] == "ok" and isinstance(health["models"][0]["batch_independent"], bool)
     assert client.get("/v1/models").json()["data"][0]["id"] == "default-en"
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/v1/models", "/metrics"} <= set(paths)

@@ -12,7 +12,7 @@ pytest.importorskip("fastapi")
 
 from export.debian import read_descriptions  # noqa: E402
 from reranker_onnx import InputError, Reranker  # noqa: E402
-from reranker_onnx.serve import Limits, ModelCard, batch_independent  # noqa: E402
+from reranker_onnx.serve import Limits, ModelCard, batch_independent, create_app  # noqa: E402
 from reranker_onnx.serve.batcher import Batcher  # noqa: E402
 
 QUERIES = ["text editor", "compress files", "network monitor", "python library"]
@@ -84,13 +84,25 @@ def test_fp32_requests_merge_into_one_call_with_the_scores_of_serving_alone(expo
         assert np.allclose(got, reranker.score(query, docs), atol=1e-5)
 
 
-def test_dynamic_int8_requests_are_never_merged_and_score_exactly_alone(requests_):
-    reranker = Reranker()  # the bundled default: dynamic int8, scores move with batch-mates
-    assert not ModelCard.of(reranker).batch_independent
-    results, calls = _serve_concurrently(reranker, requests_, merge=ModelCard.of(reranker).batch_independent)
+def test_unmerged_requests_are_scored_one_call_each_exactly_as_alone(requests_):
+    reranker = Reranker()  # the bundled default (dynamic int8 today: scores move with batch-mates)
+    results, calls = _serve_concurrently(reranker, requests_, merge=False)
     assert calls == [("score", len(d)) for _, d in requests_]
     for (query, docs), got in zip(requests_, results):
         assert got == reranker.score(query, docs)
+
+
+def test_the_app_merges_exactly_where_the_rule_allows(exported):
+    for reranker in (Reranker(), Reranker(exported("bert"), variant="fp32"), Reranker(exported("bert"), variant="avx2")):
+        info = reranker.info
+        quantization = info.manifest.variants[info.variant].quantization
+        served = next(iter(create_app([reranker]).state.served.values()))
+        assert served.batcher.merge == batch_independent(info.variant, quantization) == served.card.batch_independent
+        if quantization is not None and quantization.mode == "dynamic":
+            assert not served.batcher.merge  # activations quantized per batch: never shared between clients
+        if info.variant == "fp32":
+            assert served.batcher.merge
+        served.batcher.close()
 
 
 def test_a_bad_request_does_not_fail_its_batch_mates(exported, requests_):
