@@ -44,19 +44,29 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     stop = begin + seconds
     lock, records = threading.Lock(), []
 
+    grace = spec.get("grace", 5.0)  # in-flight requests get this long after ``stop``, then are cut
+
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+
     def client(k: int) -> None:
-        conn, mine = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300), []
-        i = k
+        conn, mine, i = connect(), [], k
         while (t0 := time.perf_counter()) < stop:
             try:
+                if conn.sock is None:
+                    conn.connect()
+                conn.sock.settimeout(stop + grace - t0)  # a closed socket makes the server drop the job
                 conn.request("POST", parts.path or "/v1/rerank", body=payloads[i % len(payloads)], headers=headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status
+            except TimeoutError:
+                status = -1  # cut at the end of the window: not an error, not a completion
+                conn.close()
             except (OSError, http.client.HTTPException):
                 status = 0
                 conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+                conn = connect()
             t1 = time.perf_counter()
             if t0 >= begin:
                 mine.append((t1 - t0, status, t1))
@@ -71,13 +81,16 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     for t in threads:
         t.join()
     ok = [r for r in records if r[1] == 200]
-    window = max((r[2] for r in records), default=stop) - begin
+    cut = [r for r in records if r[1] == -1]
+    records = [r for r in records if r[1] != -1]
+    window = max([stop] + [r[2] for r in ok]) - begin
     statuses: dict[str, int] = {}
     for r in records:
         statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
     latencies = [r[0] for r in ok]
     return {
         "clients": clients, "docs": spec["docs"], "requests": len(ok), "errors": len(records) - len(ok),
+        "cut_at_end": len(cut),
         "statuses": statuses, "window_s": window,
         "pairs_per_s": len(ok) * spec["docs"] / window if window > 0 else 0.0,
         "p50_ms": 1000 * percentile(latencies, 50) if latencies else float("nan"),

@@ -128,7 +128,7 @@ def _child(task: str, target: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def _serve_argv(runtime_dir: str, variant: str | None) -> list[str]:
     argv = [sys.executable, "-c", "from reranker_onnx.cli import run; run()", "serve", "--model", runtime_dir,
-            "--max-queue", "512"]
+            "--max-queue", "512", "--timeout", "600"]  # the load generator cuts its own stragglers
     return argv + (["--variant", variant] if variant else []) + ["--port"]
 
 

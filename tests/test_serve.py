@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import threading
+import time
 
 import pytest
 
@@ -139,7 +140,7 @@ class _Slow:
 
 def test_full_queue_is_503_with_retry_after_and_timeouts_too(reranker):
     slow = _Slow(reranker)
-    app = create_app([slow], limits=Limits(max_queue=1, timeout_s=0.5))
+    app = create_app([slow], limits=Limits(max_queue=1, timeout_s=5.0))
     body = {"query": "q", "documents": ["a"]}
     with TestClient(app) as c:
         results: list[int] = []
@@ -147,11 +148,10 @@ def test_full_queue_is_503_with_retry_after_and_timeouts_too(reranker):
                    for _ in range(2)]
         for w in workers:  # one is being scored (blocked), one waits in the queue
             w.start()
-        served = app.state.served["default-en"]
-        for _ in range(200):
-            if served.batcher.depth == 1:
-                break
-            threading.Event().wait(0.01)
+        served, deadline = app.state.served["default-en"], time.monotonic() + 4
+        while served.batcher.depth < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert served.batcher.depth == 1, results
         full = c.post("/v1/rerank", json=body)
         assert full.status_code == 503 and full.headers["retry-after"] == "1"
         assert "queue is full" in full.json()["message"]
@@ -159,7 +159,8 @@ def test_full_queue_is_503_with_retry_after_and_timeouts_too(reranker):
             w.join()
         assert results == [503, 503]  # both waited past timeout_s behind the blocked call
         slow.release.set()
-        assert c.post("/v1/rerank", json=body).status_code == 200
+        after = c.post("/v1/rerank", json=body)
+        assert after.status_code == 200, after.text
         assert 'reranker_rejected_total{reason="timeout"} 2.0' in c.get("/metrics").text
 
 

@@ -28,7 +28,7 @@ class _Gated:
     """A Reranker whose first call waits for ``open``, so later requests pile up in the queue; logs calls."""
 
     def __init__(self, real: Reranker) -> None:
-        self.real, self.open, self.calls = real, threading.Event(), []
+        self.real, self.open, self.calls, self.info = real, threading.Event(), [], real.info
 
     def score(self, query, documents):
         self._enter("score", len(documents))
@@ -112,3 +112,46 @@ def test_a_bad_request_does_not_fail_its_batch_mates(exported, requests_):
     assert isinstance(results[2], InputError) and "surrogate" in str(results[2])
     for (query, docs), got in zip(requests_[:2], results[:2]):
         assert np.allclose(got, reranker.score(query, docs), atol=1e-5)
+
+
+def test_a_client_that_leaves_frees_its_place_in_the_queue():
+    """A queued request whose client disconnects is dropped at once, not scored for nobody."""
+    import http.client
+    import json
+    import socket
+    import time
+
+    uvicorn = pytest.importorskip("uvicorn")
+    gated = _Gated(Reranker())
+    app = create_app([gated], limits=Limits(max_queue=1))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    body = json.dumps({"query": "q", "documents": ["a"]})
+    batcher = app.state.served["default-en"].batcher
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        holder = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        holder.request("POST", "/v1/rerank", body=body, headers={"Content-Type": "application/json"})
+        while not gated.calls:  # the first request holds the scorer
+            time.sleep(0.01)
+        leaver = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        leaver.request("POST", "/v1/rerank", body=body, headers={"Content-Type": "application/json"})
+        while batcher.depth < 1:
+            time.sleep(0.01)
+        leaver.close()  # gives up while queued
+        deadline = time.monotonic() + 10
+        while batcher.depth and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert batcher.depth == 0
+        gated.open.set()
+        assert holder.getresponse().status == 200
+        assert gated.calls == [("score", 1)]  # the leaver was never scored
+    finally:
+        gated.open.set()
+        server.should_exit = True
+        thread.join(10)

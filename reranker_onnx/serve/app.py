@@ -119,10 +119,13 @@ def create_app(
             metrics.rejected.labels("too_many_documents").inc()
             raise ApiError(413, f"{len(texts)} documents in one request; at most {limits.max_documents} are accepted")
 
-    async def score(target: Served, query: str, texts: list[str]) -> list[float]:
+    async def score(target: Served, query: str, texts: list[str], request: Request) -> list[float]:
         check(query, texts)
         try:
-            return await target.batcher.score(query, texts)
+            return await _unless_client_leaves(target.batcher.score(query, texts), request)
+        except ClientGone:
+            metrics.rejected.labels("client_gone").inc()
+            raise ApiError(499, "the client closed the connection before the answer") from None
         except QueueFull as exc:
             metrics.rejected.labels("queue_full").inc()
             raise ApiError(503, f"{exc}; retry later", "Overloaded", limits.retry_after_s) from None
@@ -135,10 +138,10 @@ def create_app(
         except CALLER_ERRORS as exc:
             raise ApiError(422, str(exc)) from None
 
-    async def rerank(body: RerankRequest, version: str) -> RerankResponse:
+    async def rerank(body: RerankRequest, version: str, request: Request) -> RerankResponse:
         target = pick(body.model)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
-        scores = await score(target, body.query, texts)
+        scores = await score(target, body.query, texts, request)
         order = _best_first(scores)[: body.top_n]
         return RerankResponse(
             id=str(uuid.uuid4()),
@@ -157,20 +160,20 @@ def create_app(
     guarded = {"dependencies": [Depends(authorize)], "responses": ERRORS}
 
     @app.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True, **guarded)
-    async def rerank_v1(body: RerankRequest) -> RerankResponse:
+    async def rerank_v1(body: RerankRequest, request: Request) -> RerankResponse:
         """Cohere v1 rerank; also the Jina and infinity shape."""
-        return await rerank(body, "1")
+        return await rerank(body, "1", request)
 
     @app.post("/v2/rerank", response_model=RerankResponse, response_model_exclude_none=True, **guarded)
-    async def rerank_v2(body: RerankRequest) -> RerankResponse:
+    async def rerank_v2(body: RerankRequest, request: Request) -> RerankResponse:
         """Cohere v2 rerank."""
-        return await rerank(body, "2")
+        return await rerank(body, "2", request)
 
     @app.post("/rerank", response_model=list[TeiResult], response_model_exclude_none=True, **guarded)
-    async def rerank_tei(body: TeiRequest) -> list[TeiResult]:
+    async def rerank_tei(body: TeiRequest, request: Request) -> list[TeiResult]:
         """Text Embeddings Inference rerank: scores are sigmoids unless raw_scores."""
         target = default
-        scores = await score(target, body.query, body.texts)
+        scores = await score(target, body.query, body.texts, request)
         convert = target.card.raw if body.raw_scores else target.card.relevance
         order = _best_first(scores)
         return [TeiResult(index=i, score=convert(scores[i]), text=body.texts[i] if body.return_text else None)
@@ -199,6 +202,31 @@ def create_app(
     app.add_middleware(Guard, max_body_bytes=limits.max_body_bytes, body_timeout_s=limits.timeout_s, metrics=metrics)
     app.state.served = served
     return app
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited."""
+
+
+async def _unless_client_leaves(work: Any, request: Request) -> Any:
+    """Await ``work``, but drop it as soon as the client disconnects: a client that gave up (its own
+    timeout, a closed app) frees its place in the queue instead of being scored for nobody."""
+    job = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    gone = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()  # Batcher.score marks the job abandoned: skipped if not started
+    if job.cancelled():
+        raise ClientGone
+    return job.result()
 
 
 def _best_first(scores: list[float]) -> list[int]:

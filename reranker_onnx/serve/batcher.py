@@ -102,7 +102,10 @@ class Batcher:
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), self.limits.timeout_s)
         except (asyncio.TimeoutError, asyncio.CancelledError):
-            job.abandoned = True
+            job.abandoned = True  # the thread skips it if it holds it already
+            with self._cond:  # and a waiting one frees its place in the queue at once
+                if job in self._queue:
+                    self._queue.remove(job)
             raise
 
     def close(self, timeout: float | None = None) -> None:
