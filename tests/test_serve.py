@@ -129,9 +129,10 @@ class _Slow:
     """A stand-in Reranker whose calls block until released: fills the queue deterministically."""
 
     def __init__(self, real: Reranker) -> None:
-        self.real, self.release, self.info = real, threading.Event(), real.info
+        self.real, self.release, self.entered, self.info = real, threading.Event(), threading.Event(), real.info
 
     def score(self, query, documents):
+        self.entered.set()
         self.release.wait(10)
         return self.real.score(query, documents)
 
@@ -146,8 +147,9 @@ def test_full_queue_is_503_with_retry_after_and_timeouts_too(reranker):
         results: list[int] = []
         workers = [threading.Thread(target=lambda: results.append(c.post("/v1/rerank", json=body).status_code))
                    for _ in range(2)]
-        for w in workers:  # one is being scored (blocked), one waits in the queue
-            w.start()
+        workers[0].start()  # this one is being scored (blocked) ...
+        assert slow.entered.wait(10)
+        workers[1].start()  # ... and this one waits in the queue
         served, deadline = app.state.served["default-en"], time.monotonic() + 4
         while served.batcher.depth < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
