@@ -35,41 +35,41 @@ def bodies(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """``clients`` threads post for ``seconds`` after ``warmup`` seconds; latencies of the measured window."""
+    """``clients`` closed-loop threads; measured over ``seconds`` once every client has had an answer.
+
+    The window opens when the load is steady (each client has completed one request, or after
+    ``max_warmup`` seconds), and counts the requests that complete inside it: pairs/s and latencies
+    are then those of a steady queue, however long one request waits behind the others. At the end
+    the clients close their sockets, and the server drops what they left queued.
+    """
     parts = urlsplit(url)
     payloads = [json.dumps(b).encode() for b in bodies(spec)]
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {spec['key']}"} if spec.get("key") else {})}
-    clients, warmup, seconds = spec["clients"], spec.get("warmup", 2.0), spec["seconds"]
-    begin = time.perf_counter() + warmup
-    stop = begin + seconds
-    lock, records = threading.Lock(), []
-
-    grace = spec.get("grace", 5.0)  # in-flight requests get this long after ``stop``, then are cut
-
-    def connect() -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    clients, seconds = spec["clients"], spec["seconds"]
+    lock, records, answered = threading.Lock(), [], set()
+    window = {"begin": float("inf"), "stop": float("inf")}
 
     def client(k: int) -> None:
-        conn, mine, i = connect(), [], k
-        while (t0 := time.perf_counter()) < stop:
+        conn, mine, i = http.client.HTTPConnection(parts.hostname, parts.port), [], k
+        while (t0 := time.perf_counter()) < window["stop"]:
             try:
                 if conn.sock is None:
                     conn.connect()
-                conn.sock.settimeout(stop + grace - t0)  # a closed socket makes the server drop the job
+                conn.sock.settimeout(min(600.0, window["stop"] - t0))
                 conn.request("POST", parts.path or "/v1/rerank", body=payloads[i % len(payloads)], headers=headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status
             except TimeoutError:
-                status = -1  # cut at the end of the window: not an error, not a completion
+                status = -1  # cut when the window closed
                 conn.close()
             except (OSError, http.client.HTTPException):
                 status = 0
                 conn.close()
-                conn = connect()
             t1 = time.perf_counter()
-            if t0 >= begin:
-                mine.append((t1 - t0, status, t1))
+            mine.append((t1 - t0, status, t1))
+            with lock:
+                answered.add(k)
             i += clients
         conn.close()
         with lock:
@@ -78,21 +78,24 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
+    started = time.perf_counter()
+    while len(answered) < clients and time.perf_counter() - started < spec.get("max_warmup", 60.0):
+        time.sleep(0.05)
+    steady = len(answered) == clients
+    window["begin"] = time.perf_counter()
+    window["stop"] = window["begin"] + seconds
     for t in threads:
         t.join()
-    ok = [r for r in records if r[1] == 200]
-    cut = [r for r in records if r[1] == -1]
-    records = [r for r in records if r[1] != -1]
-    window = max([stop] + [r[2] for r in ok]) - begin
+    inside = [r for r in records if window["begin"] <= r[2] <= window["stop"] and r[1] != -1]
+    ok = [r for r in inside if r[1] == 200]
     statuses: dict[str, int] = {}
-    for r in records:
+    for r in inside:
         statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
     latencies = [r[0] for r in ok]
     return {
-        "clients": clients, "docs": spec["docs"], "requests": len(ok), "errors": len(records) - len(ok),
-        "cut_at_end": len(cut),
-        "statuses": statuses, "window_s": window,
-        "pairs_per_s": len(ok) * spec["docs"] / window if window > 0 else 0.0,
+        "clients": clients, "docs": spec["docs"], "requests": len(ok), "errors": len(inside) - len(ok),
+        "statuses": statuses, "steady": steady, "warmup_s": window["begin"] - started, "window_s": seconds,
+        "pairs_per_s": len(ok) * spec["docs"] / seconds,
         "p50_ms": 1000 * percentile(latencies, 50) if latencies else float("nan"),
         "p99_ms": 1000 * percentile(latencies, 99) if latencies else float("nan"),
     }

@@ -36,8 +36,6 @@ from typing import Any
 from . import models
 from .procs import CHILD_ENV, REPO
 
-CLIENTS = (1, 4, 16, 64)
-DOCS = (20, 100)
 SOAK_CLIENTS, SOAK_DOCS, SOAK_SAMPLE_S = 16, 20, 10.0
 
 
@@ -133,7 +131,7 @@ def _serve_argv(runtime_dir: str, variant: str | None) -> list[str]:
 
 
 def measure(m: dict[str, Any], seconds: float, clients: tuple[int, ...], docs: tuple[int, ...],
-            out: Path) -> dict[str, Any]:
+            out: Path, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every engine at every point; the report is rewritten after each engine, so a failure keeps the rest."""
     pools = _pools()
     engines: list[dict[str, Any]] = []
@@ -144,6 +142,8 @@ def measure(m: dict[str, Any], seconds: float, clients: tuple[int, ...], docs: t
         ("peer", [sys.executable, "-m", "bench.loadgen", "peer", m["checkpoint"]], "peer"),
     ]
     for label, argv, variant in setups:
+        if only and label not in only:
+            continue
         engine: dict[str, Any] = {"engine": label, "points": [], "inproc": {}}
         if variant != "peer":
             for n in docs:
@@ -197,20 +197,22 @@ def write_load_report(result: dict[str, Any], out: Path) -> Path:
     lines = [
         "# rerank-onnx serve under load", "",
         f"Model: {result['model']} (auto variant here: {result['variant_auto']}). Host: {result['host']}.",
-        f"Each point: {result['seconds_per_point']:g} s of closed-loop load after a warm-up; load generator and "
-        "server are separate processes on the same (shared) cores, over loopback.", "",
+        f"Each point: {result['seconds_per_point']:g} s of closed-loop load, counted once every client has had an "
+        "answer (steady queue; 'not steady' when that took over a minute); load generator and server are "
+        "separate processes on the same (shared) cores, over loopback.", "",
         "| engine | request | clients | pairs/s | p50 ms | p99 ms | errors | of in-process |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for e in result["engines"]:
         for p in e["points"]:
             share = f"{100 * p['of_inproc']:.0f} %" if "of_inproc" in p else ""
-            lines.append(f"| {e['engine']} | 1×{p['docs']} | {p['clients']} | {p['pairs_per_s']:.0f} | "
+            steady = "" if p.get("steady", True) else " (not steady)"
+            lines.append(f"| {e['engine']} | 1×{p['docs']} | {p['clients']}{steady} | {p['pairs_per_s']:.1f} | "
                          f"{p['p50_ms']:.0f} | {p['p99_ms']:.0f} | {p['errors']} | {share} |")
     lines += ["", "In-process (one Reranker, requests back to back, fresh process):", ""]
     for e in result["engines"]:
         for n, v in e["inproc"].items():
-            lines.append(f"- {e['engine']}, 1×{n}: {v:.0f} pairs/s")
+            lines.append(f"- {e['engine']}, 1×{n}: {v:.1f} pairs/s")
     (out / "serve.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     path = out / "serve.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -240,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per point")
     parser.add_argument("--soak", type=float, default=0.0, help="run the RSS soak for this many seconds instead")
     parser.add_argument("--soak-model", help="soak this model directory instead of the MiniLM-L6 size (e.g. the default model)")
+    parser.add_argument("--engines", default="", help="comma-separated subset of: serve, serve fp32, peer")
+    parser.add_argument("--clients", default="1,4,16,64", help="concurrent clients per point")
+    parser.add_argument("--docs", default="20,100", help="passages per request")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
     args = parser.parse_args(argv)
@@ -255,8 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         result.update(model=m["label"], host=_host())
         _say(f"wrote {write_soak_report(result, args.out)}")
         return 0
-    seconds, clients, docs = (2.0, (1, 16), (20,)) if args.quick else (args.seconds, CLIENTS, DOCS)
-    measure(m, seconds, clients, docs, args.out)
+    clients = tuple(int(c) for c in args.clients.split(","))
+    docs = tuple(int(d) for d in args.docs.split(","))
+    seconds, clients, docs = (2.0, (1, 16), (20,)) if args.quick else (args.seconds, clients, docs)
+    only = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    measure(m, seconds, clients, docs, args.out, only)
     _say(f"wrote {args.out / 'serve.md'}")
     return 0
 
