@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sys
 import threading
 import time
@@ -38,7 +39,7 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     """``clients`` closed-loop threads; measured over ``seconds`` once every client has had an answer.
 
     The window opens when the load is steady (each client has completed one request, or after
-    ``max_warmup`` seconds), and counts the requests that complete inside it: pairs/s and latencies
+    ``max_warmup`` seconds, 30 by default), and counts the requests that complete inside it: pairs/s and latencies
     are then those of a steady queue, however long one request waits behind the others. At the end
     the clients close their sockets, and the server drops what they left queued.
     """
@@ -49,22 +50,20 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     lock, records, answered = threading.Lock(), [], set()
     window = {"begin": float("inf"), "stop": float("inf")}
 
+    conns = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=600) for _ in range(clients)]
+
     def client(k: int) -> None:
-        conn, mine, i = http.client.HTTPConnection(parts.hostname, parts.port), [], k
+        conn, mine, i = conns[k], [], k
         while (t0 := time.perf_counter()) < window["stop"]:
             try:
                 if conn.sock is None:
                     conn.connect()
-                conn.sock.settimeout(min(600.0, window["stop"] - t0))
                 conn.request("POST", parts.path or "/v1/rerank", body=payloads[i % len(payloads)], headers=headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status
-            except TimeoutError:
-                status = -1  # cut when the window closed
-                conn.close()
             except (OSError, http.client.HTTPException):
-                status = 0
+                status = 0 if time.perf_counter() < window["stop"] else -1  # -1: cut when the window closed
                 conn.close()
             t1 = time.perf_counter()
             mine.append((t1 - t0, status, t1))
@@ -79,11 +78,18 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     for t in threads:
         t.start()
     started = time.perf_counter()
-    while len(answered) < clients and time.perf_counter() - started < spec.get("max_warmup", 60.0):
+    while len(answered) < clients and time.perf_counter() - started < spec.get("max_warmup", 30.0):
         time.sleep(0.05)
     steady = len(answered) == clients
     window["begin"] = time.perf_counter()
     window["stop"] = window["begin"] + seconds
+    time.sleep(seconds)
+    for conn in conns:  # cut what is still in flight: the server drops a request whose client left
+        if conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
     for t in threads:
         t.join()
     inside = [r for r in records if window["begin"] <= r[2] <= window["stop"] and r[1] != -1]

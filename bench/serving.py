@@ -198,7 +198,7 @@ def write_load_report(result: dict[str, Any], out: Path) -> Path:
         "# rerank-onnx serve under load", "",
         f"Model: {result['model']} (auto variant here: {result['variant_auto']}). Host: {result['host']}.",
         f"Each point: {result['seconds_per_point']:g} s of closed-loop load, counted once every client has had an "
-        "answer (steady queue; 'not steady' when that took over a minute); load generator and server are "
+        "answer (steady queue; 'not steady' when that took over 30 s); load generator and server are "
         "separate processes on the same (shared) cores, over loopback.", "",
         "| engine | request | clients | pairs/s | p50 ms | p99 ms | errors | of in-process |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
