@@ -10,7 +10,7 @@ VARIANT ?=
 QUERY ?= tool to compress and archive files
 
 .PHONY: help install install-dev demo default-model test fuzz test-batch export export-all eval bench bench-quick bench-batch \
-	test-arm64 clean replicas seeds-full seeds-smallest verify-seeds
+	bench-serve bench-soak test-arm64 clean replicas seeds-full seeds-smallest verify-seeds
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
@@ -21,6 +21,7 @@ help:
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
 	@echo "make bench-batch rerank-onnx batch in one process and on Ray (1 and 2 actors); make test-batch"
+	@echo "make bench-serve / make bench-soak   the HTTP service under load / 10 minutes of RSS"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ $(VENV)/.runtime: $(PY) pyproject.toml
 
 # Export stage and test tools (torch CPU, transformers, optimum-onnx, sentence-transformers, pytest).
 $(VENV)/.dev: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,batch,ray]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,batch,ray,serve-test]'
 	@touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
@@ -101,7 +102,7 @@ eval: $(VENV)/.dev
 # reranker-onnx against sentence-transformers, FlashRank, fastembed and a bare onnxruntime loop on the same
 # weights and pairs: builds its models under .cache/bench, writes results/bench/bench.{md,json,png}.
 $(VENV)/.bench: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench,batch,ray]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench,batch,ray,serve-test]'
 	@touch $@ $(VENV)/.dev $(VENV)/.runtime
 
 bench: $(VENV)/.bench
@@ -114,6 +115,14 @@ bench-quick: $(VENV)/.bench
 # (results/bench/batch.{md,json}; about 5 min).
 bench-batch: $(VENV)/.dev
 	$(PY) -m bench.batch
+
+# rerank-onnx serve under 1-64 concurrent clients against in-process scoring and a FastAPI +
+# sentence-transformers peer (about 10 min): results/bench/serve.md. bench-soak: 10 minutes of load, server RSS.
+bench-serve: $(VENV)/.bench
+	$(PY) -m bench.serving
+
+bench-soak: $(VENV)/.bench
+	nice -n 10 $(PY) -m bench.serving --soak 600 --soak-model reranker_onnx/models/default
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

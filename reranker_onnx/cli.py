@@ -170,6 +170,11 @@ from .batch.command import batch as _batch  # noqa: E402
 
 app.command(name="batch")(_batch)
 
+# `serve` likewise (reranker_onnx/serve): FastAPI and uvicorn are imported only when it runs.
+from .serve.command import serve as _serve  # noqa: E402
+
+app.command(name="serve")(_serve)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (testable without a subprocess)."""

@@ -144,3 +144,13 @@ def test_option_sweep_runs_each_option_alone_in_rotated_rounds():
     assert out["configs"]["a"]["spread"] == (112.0, 119.0)
     assert out["configs"]["b"]["first_pass_peak_above_mb"] == 3.0  # its first round's
     assert out["pairs_per_pass"] == 200
+
+
+def test_serving_requests_rotate_queries_and_passages_and_keep_their_size():
+    from bench.loadgen import bodies
+
+    pools = {"queries": ["q0", "q1", "q2"], "passages": [f"p{i}" for i in range(7)]}
+    made = bodies({**pools, "docs": 5, "distinct": 4})
+    assert [b["query"] for b in made] == ["q0", "q1", "q2", "q0"]
+    assert all(len(b["documents"]) == 5 and b["top_n"] == 5 and "model" not in b for b in made)
+    assert made[1]["documents"][0] == "p5" and made[1]["documents"][2] == "p0"  # wraps around the pool

@@ -11,7 +11,9 @@ import reranker_onnx
 HEAVY = ("torch", "transformers", "optimum", "typer", "click", "rich", "sentence_transformers", "export",
          "reranker_onnx_export", "testing", "huggingface_hub", "ray", "pyarrow", "tqdm", "pandas",
          # what `rerank-onnx pull` downloads and reads graphs with: imported by pull only
-         "requests", "httpx", "google", "onnx", "scipy")
+         "requests", "httpx", "google", "onnx", "scipy",
+         # the serve room's web stack and the integrations' frameworks
+         "fastapi", "uvicorn", "starlette", "prometheus_client", "langchain", "langchain_core", "llama_index")
 
 
 def test_import_pulls_nothing_heavy():
@@ -36,6 +38,19 @@ def test_every_error_is_a_reranker_error():
         obj = getattr(reranker_onnx, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, reranker_onnx.RerankerError)
+
+
+def test_rooms_have_sorted_fronts_and_import_lazily():
+    """serve/ and integrations/ list sorted names, and importing them pulls no framework until used."""
+    code = (
+        "import json, sys, reranker_onnx.serve as s, reranker_onnx.integrations as i; "
+        "print(json.dumps([s.__all__, i.__all__, sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{HEAVY!r})]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    serve_names, integration_names, heavy = json.loads(out)
+    assert serve_names == sorted(serve_names) and integration_names == sorted(integration_names)
+    assert heavy == []
 
 
 def test_the_batch_room_stays_out_of_the_core_and_its_extras_out_of_the_cli():
