@@ -201,6 +201,7 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
         "gate": opts.gate,
         "validation": {"pairs": len(vset.pairs), "queries": len(vset.groups), "languages": list(vset.languages)},
         "fusion": {k: v for k, v in report["fusion"].items() if not k.endswith("_s")},
+        "architecture": _architecture(config, family),
     }
     manifest = ws.manifest(all_variants, reference.activation, export_info)
     report["activation"] = reference.activation
@@ -208,6 +209,19 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
     report["seconds"] = round(time.perf_counter() - started, 1)
     (root / ".pid").unlink()
     return manifest, report
+
+
+def _architecture(config: dict, family: Family) -> dict[str, Any]:
+    """The shape the runtime's memory estimate needs (reranker_onnx/memory.py)."""
+    from .jinabert import DEFAULT_ATTENTION_BLOCK
+
+    keys = {"layers": "num_hidden_layers", "heads": "num_attention_heads", "hidden": "hidden_size",
+            "intermediate": "intermediate_size"}  # fmt: skip
+    if not all(isinstance(config.get(k), int) for k in keys.values()):
+        return {}  # the runtime then assumes a large shape
+    shape: dict[str, Any] = {ours: config[theirs] for ours, theirs in keys.items()}
+    shape["attention_block"] = DEFAULT_ATTENTION_BLOCK if family.converter == "jinabert" else None
+    return shape
 
 
 def _try_fusion(ws: _Workspace, family: Family, config: dict, root: Path, vset: ValidationSet,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,14 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from . import cpu
+from . import memory
 from .batching import make_batches
-from .encoding import PairEncoder
+from .encoding import CHARS_PER_TOKEN_CAP, PairEncoder
 from .errors import InputError, RerankerError
 from .manifest import FileEntry, Manifest, VerifiedFiles, load_verified, read_manifest
 from .store import resolve_model
 from .threads import default_threads
+from .windows import DEFAULT_MAX_WINDOWS, Windower, max_per_owner
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TOKEN_BUDGET = 2048
 DEFAULT_MAX_ROWS = 64
 PAIRS_PER_CHUNK = 1024  # pairs encoded and length-sorted together
+CHARS_PER_CHUNK = 4_000_000  # and at most this much text: tokenizers' Encodings cost ~100 B per token
 
 
 def _check_text(value: object, what: str) -> str:
@@ -64,6 +67,14 @@ class Reranker:
     ``token_budget`` (rows × padded length per batch) bounds memory: 2048 tokens by default, or the
     model's max_length if larger. ``session_config`` adds onnxruntime session config entries (experts
     only); idle intra-op threads sleep unless it sets ``session.intra_op.allow_spinning``.
+
+    ``memory_budget`` (bytes or "800M") caps the activation memory of a batch, estimated from the model's
+    shape (reranker_onnx/memory.py); by default half of what the process may still use (MemAvailable,
+    cgroup, RLIMIT_AS). A pair longer than the budget holds alone is cut to fit (``too_long="cut"``, with a
+    warning at load) or the call is refused before anything runs (``too_long="refuse"``).
+    ``windows=True`` scores a passage longer than ``window`` tokens (default max_length) as windows whose
+    starts are ``stride`` passage tokens apart (default half a window), at most ``max_windows``; the score
+    is the best window's (MaxP). A passage that fits is scored exactly as without windows.
     """
 
     def __init__(
@@ -76,6 +87,12 @@ class Reranker:
         token_budget: int | None = None,
         max_rows: int = DEFAULT_MAX_ROWS,
         session_config: dict[str, str] | None = None,
+        memory_budget: int | str | None = None,
+        too_long: str = "cut",
+        windows: bool = False,
+        window: int | None = None,
+        stride: int | None = None,
+        max_windows: int = DEFAULT_MAX_WINDOWS,
     ) -> None:
         self.model_dir = resolve_model(model)
         self.manifest: Manifest = read_manifest(self.model_dir)
@@ -109,11 +126,59 @@ class Reranker:
             sess_options=self._session_options(session_config or {}),
             providers=["CPUExecutionProvider"],
         )
+        self._plan_memory(memory_budget, too_long)
+        self.windower = self._windower(tokenizer, windows, window, stride, max_windows)
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
         if unknown:
             raise RerankerError(f"{graph_file} takes inputs {sorted(unknown)} this runtime cannot feed; re-export it")
         log.info("loaded %s (%s): %s", self.manifest.name, self.variant, self.variant_reason)
+
+    def _plan_memory(self, memory_budget: int | str | None, too_long: str) -> None:
+        """Size batches to the memory budget; a model too long for it is cut or refused (docs/long-context.md)."""
+        if too_long not in ("cut", "refuse"):
+            raise InputError(f"too_long must be 'cut' or 'refuse', got {too_long!r}")
+        self.too_long = too_long
+        if isinstance(memory_budget, str):
+            try:
+                memory_budget = memory.parse_size(memory_budget)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+        if memory_budget is not None and memory_budget < 1:
+            raise InputError("memory_budget must be a positive number of bytes")
+        budget = memory_budget if memory_budget is not None else memory.default_budget()
+        self.memory_plan = (
+            None if budget is None
+            else memory.MemoryPlan.build(memory.ModelShape.from_manifest(self.manifest.export), budget, self.max_length)
+        )
+        if self.memory_plan is not None and self.memory_plan.longest < self.max_length and too_long == "cut":
+            log.warning(
+                "memory budget %s fits pairs of at most %d tokens: longer pairs are cut to that (max_length was %d)",
+                memory.describe(budget), self.memory_plan.longest, self.max_length,
+            )
+            self.max_length = self.memory_plan.longest
+            self.encoder = PairEncoder(self.encoder.tokenizer, self.max_length)
+
+    def _windower(self, tokenizer: Tokenizer, on: bool, window: int | None, stride: int | None,
+                  max_windows: int) -> Windower | None:
+        if not on:
+            if window is not None or stride is not None:
+                raise InputError("window and stride apply only with windows=True (--windows)")
+            return None
+        window = window or self.max_length
+        if not 2 <= window <= self.max_length:
+            raise InputError(f"window must be between 2 and max_length ({self.max_length}) tokens")
+        if stride is not None and stride < 1:
+            raise InputError("stride must be at least 1 token")
+        if max_windows < 1:
+            raise InputError("max_windows must be at least 1")
+        if window < self.max_length:  # every window pair, and a passage that fits, is scored at this length
+            self.max_length = window
+            self.encoder = PairEncoder(self.encoder.tokenizer, window)
+        processor = tokenizer.post_processor
+        specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+        share = (window - specials) // 2
+        return Windower(tokenizer.to_str(), window, stride, specials, share, max_windows, CHARS_PER_TOKEN_CAP)
 
     def _entry(self, name: str) -> FileEntry:
         return self.manifest.files[name]
@@ -181,13 +246,50 @@ class Reranker:
             for i in order
         ]
 
+    def _chunks(self, pairs: list[tuple[str, str]]) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+        """Bounded chunks to encode at once: at most PAIRS_PER_CHUNK pairs and CHARS_PER_CHUNK characters
+        (each pair counted up to what its encoding can keep), so 1,000 8k-token passages are not all
+        tokenized at once."""
+        cap = self.max_length * CHARS_PER_TOKEN_CAP
+        start = 0
+        while start < len(pairs):
+            stop, chars = start, 0
+            while stop < len(pairs) and stop - start < PAIRS_PER_CHUNK and (stop == start or chars < CHARS_PER_CHUNK):
+                chars += min(len(pairs[stop][0]) + len(pairs[stop][1]), cap)
+                stop += 1
+            yield start, pairs[start:stop]
+            start = stop
+
+    def _refuse_too_long(self, pairs: list[tuple[str, str]]) -> None:
+        """With too_long='refuse', fail before scoring anything if a pair needs more than the budget holds."""
+        plan = self.memory_plan
+        if plan is None or self.too_long != "refuse" or plan.longest >= self.max_length:
+            return
+        for start, chunk in self._chunks(pairs):
+            lengths = self.encoder.encode(chunk).lengths()
+            over = np.flatnonzero(lengths > plan.longest)
+            if over.size:
+                raise InputError(
+                    f"pair {start + int(over[0])} has {int(lengths[over[0]])} tokens, but the memory budget "
+                    f"{memory.describe(plan.budget)} holds at most {plan.longest} per pair: nothing was scored; "
+                    "raise memory_budget or use too_long='cut'"
+                )
+
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        owners = None
+        if self.windower is not None:
+            count = len(pairs)
+            pairs, owners, cut = self.windower.expand(pairs)
+            if cut:
+                log.warning("%d passages longer than %d windows were cut after the last window", cut,
+                            self.windower.max_windows)
+        self._refuse_too_long(pairs)
         logits = np.empty(len(pairs), dtype=np.float32)
+        rows_for = self.memory_plan.rows_for if self.memory_plan is not None else None
         # Encode a bounded chunk at a time, so memory does not grow with the number of pairs.
-        for start in range(0, len(pairs), PAIRS_PER_CHUNK):
-            chunk = pairs[start : start + PAIRS_PER_CHUNK]
+        for start, chunk in self._chunks(pairs):
             encoded = self.encoder.encode(chunk)
-            for batch in make_batches(encoded, self.encoder.pad_id, self.token_budget, self.max_rows):
+            for batch in make_batches(encoded, self.encoder.pad_id, self.token_budget, self.max_rows, rows_for):
                 feed = {
                     "input_ids": batch.input_ids,
                     "attention_mask": batch.attention_mask,
@@ -195,6 +297,8 @@ class Reranker:
                 }
                 (out,) = self.session.run([self.manifest.output], {k: feed[k] for k in self.input_names})
                 logits[start + batch.rows] = out.reshape(len(batch.rows), -1)[:, 0]  # (n, 1) → (n,)
+        if owners is not None:
+            logits = max_per_owner(logits, owners, count)  # MaxP: the passage scores as its best window
         if self.manifest.activation == "sigmoid":
             return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).tolist()
         return logits.tolist()
