@@ -119,8 +119,8 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
     name = model["name"]
     fp32 = Reranker(directory, variant="fp32", threads=1)
     auto = Reranker(directory, threads=1)
-    checks = [Check(f"{name}: auto variant is arm64", auto.variant == "arm64", auto.variant_reason)]
-    int8_error = float(auto.manifest.variants[auto.variant].fidelity.get("max_abs_diff", 0.0))
+    checks = [Check(f"{name}: auto variant is arm64", auto.info.variant == "arm64", auto.info.variant_reason)]
+    int8_error = float(auto.info.manifest.variants[auto.info.variant].fidelity.get("max_abs_diff", 0.0))
     measured: dict[str, Any] = {"name": name, "queries": []}
     worst_arm = worst_x86 = 0.0
     all_ref: list[float] = []
@@ -176,9 +176,10 @@ def check_default(item: dict[str, Any]) -> list[Check]:
     from reranker_onnx import Reranker
 
     reranker = Reranker(max_length=item["max_length"], threads=1)
-    checks = [Check("default model: loads with no argument, variant arm64", reranker.variant == "arm64",
-                    f"{reranker.manifest.name} at {reranker.model_dir}: {reranker.variant_reason}")]
-    noise = float(reranker.manifest.variants["arm64"].fidelity.get("max_abs_diff", 0.0))
+    info = reranker.info
+    checks = [Check("default model: loads with no argument, variant arm64", info.variant == "arm64",
+                    f"{info.name} at {info.model_dir}: {info.variant_reason}")]
+    noise = float(info.manifest.variants["arm64"].fidelity.get("max_abs_diff", 0.0))
     got_all: list[float] = []
     ref_all: list[float] = []
     worst = 0.0

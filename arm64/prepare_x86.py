@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         int8 = Reranker(directory, variant="arm64", threads=1)
         queries = [{"query": q, "passages": p, "fp32": fp32.score(q, p), "arm64_x86": int8.score(q, p)}
                    for q, p in groups]
-        models.append({"name": fp32.manifest.name, "dir": str(directory.relative_to(out)),
+        models.append({"name": fp32.info.name, "dir": str(directory.relative_to(out)),
                        "rank_check": rank_check, "queries": queries})
     reference = {
         "format": 1,

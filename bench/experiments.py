@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ def task_session(spec: dict) -> dict:
 
     from reranker_onnx import Reranker, cpu
     from reranker_onnx.manifest import read_manifest
+    from reranker_onnx.scoring import Scorer, session_options
 
     model, reps = spec["model"], spec["repeats"]
     runtime_dir = Path(model["runtime_dir"])
@@ -99,7 +100,7 @@ def task_session(spec: dict) -> dict:
     saved = tmp / "optimized.onnx"
 
     def options(level: Any, extra: dict[str, str] | None = None, save: Path | None = None) -> ort.SessionOptions:
-        o = reference._session_options(extra or {})
+        o = session_options(reference.info.threads, reference.info.exact_int8, extra)
         o.graph_optimization_level = level
         if save is not None:
             o.optimized_model_filepath = str(save)
@@ -118,8 +119,9 @@ def task_session(spec: dict) -> dict:
     for label, (path, opts) in settings.items():
         create_s, session = _timed(
             lambda p=path, o=opts: ort.InferenceSession(str(p), o, providers=["CPUExecutionProvider"]), reps)
-        reference.session = session
-        call_s, scores = _timed(lambda: reference.score(query, passages), reps)
+        scorer = Scorer(Tokenizer.from_file(model["tokenizer"]), session, max_length=reference.info.max_length,
+                        activation=reference.info.activation, batching=reference.scorer.batching)
+        call_s, scores = _timed(lambda: scorer.scores([(query, p) for p in passages]), reps)
         diff = float(np.max(np.abs(np.asarray(scores) - ref_scores)))
         sessions[label] = {"session_create_s": create_s, "call_s": call_s, "passages": len(passages), "max_abs_diff_vs_default": diff,
                            "file_mb": path.stat().st_size / 1e6}
@@ -127,23 +129,20 @@ def task_session(spec: dict) -> dict:
     return {"reranker_parts_s": parts, "reference_call_s": reference_call, "sessions": sessions}
 
 
-@contextmanager
-def _pad_slack(value: float | None) -> Iterator[None]:
-    """Set ``batching.PAD_SLACK`` (read by ``plan_batches`` at each call) for one pass, then restore it."""
-    from reranker_onnx import batching
+def slack_scorer(scorer: Any, pad_slack: float | None) -> Any:
+    """``scorer`` itself, or one sharing its session and tokenizer that cuts batches at ``pad_slack``."""
+    from reranker_onnx.scoring import Scorer
 
-    saved = batching.PAD_SLACK
-    batching.PAD_SLACK = saved if value is None else value
-    try:
-        yield
-    finally:
-        batching.PAD_SLACK = saved
+    if pad_slack is None:
+        return scorer
+    return Scorer(scorer.encoder.tokenizer, scorer.session, max_length=scorer.max_length, activation=scorer.activation,
+                  output=scorer.output, batching=replace(scorer.batching, pad_slack=pad_slack))
 
 
 def task_throughput_options(spec: dict) -> dict:
     """One warm pass of one option (``spec["config"]``) in this fresh process: its pairs/s, the peak
     memory of the pass above the RSS before it, and the Reranker's resulting settings."""
-    from reranker_onnx import Reranker, batching
+    from reranker_onnx import Reranker
 
     from .worker import reset_peak, status_kb
 
@@ -151,17 +150,18 @@ def task_throughput_options(spec: dict) -> dict:
     groups = [workload["groups"][i] for i in spec["groups"]]
     config = spec["config"]
     reranker = Reranker(spec["model"]["runtime_dir"], **config["options"])
+    scorer = slack_scorer(reranker.scorer, config.get("pad_slack"))
     pairs = sum(len(g["passages"]) for g in groups)
-    with _pad_slack(config.get("pad_slack")):
-        reranker.score(groups[0]["query"], groups[0]["passages"][:1])
-        before = status_kb("VmRSS")
-        reset_peak()
-        start = time.perf_counter()
-        for g in groups:
-            reranker.score(g["query"], g["passages"])
-        rate = pairs / (time.perf_counter() - start)
-        settings = {"pad_slack": batching.PAD_SLACK, "token_budget": reranker.token_budget,
-                    "max_rows": reranker.max_rows, "threads": reranker.threads}
+    scorer.scores([(groups[0]["query"], groups[0]["passages"][0])])
+    before = status_kb("VmRSS")
+    reset_peak()
+    start = time.perf_counter()
+    for g in groups:
+        scorer.scores([(g["query"], p) for p in g["passages"]])
+    rate = pairs / (time.perf_counter() - start)
+    b = scorer.batching
+    settings = {"pad_slack": b.pad_slack, "token_budget": b.token_budget, "max_rows": b.max_rows,
+                "threads": reranker.info.threads}
     return {"pairs_per_pass": pairs, "pairs_per_s": rate,
             "first_pass_peak_above_mb": (status_kb("VmHWM") - before) / 1024, "settings": settings}
 
@@ -189,8 +189,8 @@ def option_sweep(measure: Callable[[dict], dict], rounds: int, configs: list[dic
         for label, v in rates.items()}}
 
 
-# The first entry is the runtime's defaults; each other entry changes one of them. ``pad_slack`` sets
-# ``batching.PAD_SLACK`` for that config's passes. A batch takes no row shorter than (1 - slack) × its
+# The first entry is the runtime's defaults; each other entry changes one of them. ``pad_slack`` is
+# the scorer's batching setting for that config's passes. A batch takes no row shorter than (1 - slack) × its
 # longest, so slack 1.0 is the budget-only cut the runtime had before (slack 0 would allow no padding).
 THROUGHPUT_CONFIGS = [
     {"label": "default", "options": {}},

@@ -95,7 +95,7 @@ def st_preset() -> str:
     host = cpu.detect()
     if host.arch != "x86_64":
         return "arm64"
-    return "avx512_vnni" if {"avx512_vnni", "avx_vnni"} & host.features else "avx2"
+    return "avx512_vnni" if host.has_vnni else "avx2"
 
 
 def auto_variant(runtime_dir: Path) -> tuple[str, str]:

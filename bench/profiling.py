@@ -2,12 +2,12 @@
 
 Two views, in a fresh worker process after a warm-up call:
 
-* a stage split with plain clocks, walking the same steps ``Reranker._score_pairs`` takes (input
+* a stage split with plain clocks, walking the named steps of the Reranker's ``Scorer`` (input
   checks, tokenization, batch building, ``session.run``, activation), median over repeats, next to the
   time of the real ``score()`` call, so the split's sum can be checked against it;
 * cProfile over the real call: the functions with the most own time.
 
-The split reaches into the runtime's private steps on purpose: it measures, it does not change them.
+Only the input checks are reached as private functions; the rest are the Scorer's public steps.
 """
 
 from __future__ import annotations
@@ -18,42 +18,40 @@ import pstats
 import time
 from typing import Any
 
+import numpy as np
+
 from . import stats
 
 
 def _stages(reranker: Any, query: str, passages: list[str]) -> dict[str, float]:
-    import numpy as np
-
-    from reranker_onnx.batching import make_batches
     from reranker_onnx.reranker import _check_passages, _check_text
 
+    scorer = reranker.scorer
     t = {}
     start = time.perf_counter()
     _check_text(query, "query")
     texts = _check_passages(passages)
-    reranker.encoder.query_tokens(query)
+    scorer.encoder.query_tokens(query)
     pairs = [(query, p) for p in texts]
     t["input checks"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    encoded = reranker.encoder.encode(pairs)
+    encoded = scorer.encode(pairs)
     t["tokenization"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    batches = list(make_batches(encoded, reranker.encoder.pad_id, reranker.token_budget, reranker.max_rows))
+    batches = list(scorer.batches(encoded))
     t["batch building (sort, pad, int64 arrays)"] = time.perf_counter() - start
 
-    logits = np.empty(len(pairs), dtype=np.float32)
     start = time.perf_counter()
-    for batch in batches:
-        feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                "token_type_ids": batch.token_type_ids}
-        (out,) = reranker.session.run([reranker.manifest.output], {k: feed[k] for k in reranker.input_names})
-        logits[batch.rows] = out.reshape(len(batch.rows), -1)[:, 0]
+    outputs = [scorer.run(scorer.feed(batch)) for batch in batches]
     t["inference (session.run)"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    logits.tolist()
+    logits = np.empty(len(pairs), dtype=np.float32)
+    for batch, out in zip(batches, outputs):
+        logits[batch.rows] = out
+    scorer.activate(logits)
     t["activation and list"] = time.perf_counter() - start
     t["batches"] = len(batches)
     t["padded_tokens"] = int(sum(b.input_ids.size for b in batches))
@@ -89,5 +87,5 @@ def task_profile(spec: dict) -> dict:
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
     top = [line for line in text.getvalue().splitlines() if line.strip()]
     return {"passages": len(passages), "score_call_s": stats.median(whole), "split_s": split,
-            "cprofile_top_tottime": top[-14:], "variant": reranker.variant, "threads": reranker.threads,
-            "token_budget": reranker.token_budget}
+            "cprofile_top_tottime": top[-14:], "variant": reranker.info.variant, "threads": reranker.info.threads,
+            "token_budget": reranker.scorer.batching.token_budget}

@@ -70,11 +70,11 @@ def run(text_dir: Path, model: str | None, n_queries: int, seed: int, window_opt
         "truncate": Reranker(model, threads=threads),
         "windows": Reranker(model, threads=threads, windows=True, **window_options),
     }
-    lengths = [len(systems["truncate"].encoder.tokenizer.encode(p, add_special_tokens=False).ids) for p in passages]
+    lengths = [len(systems["truncate"].scorer.encoder.tokenizer.encode(p, add_special_tokens=False).ids) for p in passages]
     rows: dict[str, Any] = {
         "pages": len(passages), "queries": len(picked),
         "median_page_tokens": sorted(lengths)[len(lengths) // 2],
-        "max_length": systems["truncate"].max_length,
+        "max_length": systems["truncate"].info.max_length,
         "recall_at_30": mean([float(i in cand) for i, cand in zip(order, ids, strict=True)]),
     }
     bm25_rr = [reciprocal_rank(c, {t}) for t, c in zip(order, ids, strict=True)]
@@ -95,9 +95,9 @@ def run(text_dir: Path, model: str | None, n_queries: int, seed: int, window_opt
 
 
 def _pairs_scored(reranker: Any, query: str, passages: list[str]) -> int:
-    if reranker.windower is None:
+    if reranker.scorer.windower is None:
         return len(passages)
-    return len(reranker.windower.expand([(query, p) for p in passages])[0])
+    return len(reranker.scorer.windower.expand([(query, p) for p in passages])[0])
 
 
 def main(argv: list[str] | None = None) -> int:

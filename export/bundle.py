@@ -20,12 +20,11 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from reranker_onnx.errors import RerankerError
 from reranker_onnx.manifest import Manifest, Variant, VerifiedFiles, file_entry, load_verified, read_manifest
-from reranker_onnx.store import bundled_dir, install_atomically
+from reranker_onnx.store import bundled_dir, staged
 
 from .families import ExportError
 from .lockfile import read_lock, write_lock
@@ -46,9 +45,7 @@ def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget:
     size = sum(full.files[n].size for n in names)
     if size > budget:
         raise ExportError(f"the bundle would be {size / 1e6:.1f} MB, over its {budget / 1e6:.0f} MB budget")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with staged(out) as tmp:
         cache = VerifiedFiles()
         for name in names:
             data = load_verified(exported, name, full.files[name], cache)
@@ -71,10 +68,6 @@ def bundle(exported: Path, out: Path = DEFAULT_OUT, graph: str = "avx2", budget:
                                               "dropped": sorted(set(full.files) - set(names))}},
         )
         manifest.write(tmp)
-        install_atomically(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from reranker_onnx import cpu
 from reranker_onnx.manifest import FileEntry, Manifest, Variant, file_entry
-from reranker_onnx.store import install_atomically
+from reranker_onnx.scoring import Scorer
+from reranker_onnx.store import staged
 
 from . import quantize as q
 from .convert import fuse, graph_inputs, to_onnx
@@ -64,6 +64,7 @@ class _Workspace:
     def __init__(self, root: Path, name: str, family: Family, source: dict, max_length: int) -> None:
         self.root, self.name, self.family, self.source, self.max_length = root, name, family, source, max_length
         self._entries: dict[str, FileEntry] = {}
+        self.host = cpu.detect()
 
     def entry(self, rel: str) -> FileEntry:
         if rel not in self._entries:
@@ -85,13 +86,13 @@ class _Workspace:
 
     def scores(self, variants: dict[str, Variant], variant: str, pairs: list[tuple[str, str]],
                threads: int, session_config: dict[str, str] | None = None) -> tuple[np.ndarray, float]:
-        """Raw logits of ``variant`` through the runtime itself (identity activation), and seconds taken."""
-        from reranker_onnx import Reranker
-
-        self.manifest(variants, "identity")
-        reranker = Reranker(self.root, variant=variant, threads=threads, session_config=session_config)
+        """Raw logits of ``variant`` through the runtime's own scorer, and seconds taken."""
+        chosen = variants[variant]
+        scorer = Scorer.from_files(
+            self.root / chosen.file, self.root / TOKENIZER_FILE, max_length=self.max_length, threads=threads,
+            exact_int8=cpu.needs_exact_int8(self.host, chosen.quantization), session_config=session_config)
         start = time.perf_counter()
-        logits = np.asarray(reranker.predict(pairs), dtype=np.float32)
+        logits = scorer.logits(pairs)
         return logits, time.perf_counter() - start
 
 
@@ -102,17 +103,6 @@ def _speed(ws: _Workspace, variants: dict[str, Variant], variant: str, pairs: li
 
 def _size(path: Path) -> int:
     return path.stat().st_size
-
-
-def _remove_stale_partials(output: Path) -> None:
-    """Remove what a killed export left behind (its process is gone); a running one's folder stays."""
-    for partial in output.parent.glob(f".{output.name}.partial-*"):
-        try:
-            os.kill(int((partial / ".pid").read_text()), 0)
-        except ProcessLookupError:
-            shutil.rmtree(partial, ignore_errors=True)
-        except (OSError, ValueError):
-            continue
 
 
 def _check_paths(checkpoint: Path, output: Path) -> None:
@@ -128,16 +118,8 @@ def export_model(checkpoint: Path, output: Path, options: ExportOptions) -> Expo
     config = read_config(checkpoint)
     family = detect_family(config)
     max_length = max_length_of(config, family, options.max_length)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(output)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
-    (tmp / ".pid").write_text(str(os.getpid()))
-    try:
+    with staged(output) as tmp:
         result = _build(checkpoint, tmp, options, config, family, max_length)
-        install_atomically(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ExportResult(output, result[0], result[1])
 
 
@@ -207,7 +189,6 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
     report["activation"] = reference.activation
     report["sizes"] = {rel: e.size for rel, e in manifest.files.items()}
     report["seconds"] = round(time.perf_counter() - started, 1)
-    (root / ".pid").unlink()
     return manifest, report
 
 
@@ -338,7 +319,7 @@ def _quantize_all(ws: _Workspace, root: Path, vset: ValidationSet, baseline: np.
         os.replace(root / best.rel, root / best.preset.file)
         ws.forget(best.preset.file)
         fidelity = best.fidelity
-        if best.preset.variant == "avx512_vnni" and _host_lacks_vnni():
+        if best.preset.variant == "avx512_vnni" and cpu.needs_exact_int8(ws.host, best.recipe):
             # What this variant does on an AVX2 host if run on the fast, saturating u8×s8 kernel.
             raw = _measure(ws, "avx512_vnni", best.preset.file, best.recipe, vset, baseline, opts.threads,
                            {"session.x64quantprecision": "0"})
@@ -378,13 +359,6 @@ def _pick(candidates: list[_Candidate], gate: bool) -> _Candidate:
             close = [c for c in mine if c.fidelity["ndcg_at_10"] >= top - EMBEDDING_TOLERANCE]
             return min(close, key=lambda c: c.fidelity["size"])
     raise AssertionError("the best candidate's own preset always qualifies")
-
-
-def _host_lacks_vnni() -> bool:
-    from reranker_onnx import cpu
-
-    host = cpu.detect()
-    return host.arch == "x86_64" and not {"avx512_vnni", "avx_vnni"} & host.features
 
 
 def _share_identical(root: Path, chosen: dict[str, Variant], ws: _Workspace) -> None:

@@ -20,9 +20,11 @@ model's size; whether they are quantized is decided by measured fidelity.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from reranker_onnx.manifest import Quantization
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +41,9 @@ class Preset:
     reduce_range: bool
     why: str
 
-    def recipe(self, quantize_embeddings: bool, excluded: list[str]) -> dict:
-        data = asdict(self)
-        data.pop("file")
-        data.update(quantize_embeddings=quantize_embeddings, excluded_nodes=excluded, mode="dynamic")
-        return data
-
-    @property
-    def saturates_on_avx2(self) -> bool:
-        """Full-range int8 weights overflow the 16-bit u8×s8 sums of AVX2 without VNNI."""
-        return self.weight_type == "qint8" and not self.reduce_range
+    def recipe(self, quantize_embeddings: bool, excluded: list[str]) -> Quantization:
+        return Quantization(self.variant, self.weight_type, self.per_channel, self.reduce_range,
+                            quantize_embeddings, tuple(excluded), "dynamic", self.why)
 
 
 AVX2_CANDIDATES = (
@@ -96,7 +91,7 @@ def _ops(quantize_embeddings: bool) -> list[str]:
 
 
 def quantize(source: Path, output: Path, preset: Preset, quantize_embeddings: bool,
-             keep_fp32: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict:
+             keep_fp32: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Quantization:
     """Write the int8 graph for ``preset``; return its recipe for the manifest.
 
     ``keep_fp32`` names nodes found too sensitive to quantize (besides the head); ``only`` limits

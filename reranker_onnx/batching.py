@@ -2,7 +2,7 @@
 
 Sorting by length means a short passage is never padded to a long one, and the budget (rows × padded
 length) bounds the activations a batch needs, whatever the input size. A batch also closes when the
-next pair is much shorter than its longest (``PAD_SLACK``): on mixed real passages a budget-only cut
+next pair is much shorter than its longest (``pad_slack``, ``PAD_SLACK`` by default): on mixed real passages a budget-only cut
 spent 30-40 % of a batch's tokens on padding, and attention cost grows with the padded length squared.
 """
 
@@ -26,11 +26,10 @@ class Batch:
     token_type_ids: np.ndarray  # (n, L) int64
 
 
-def plan_batches(
-    lengths: np.ndarray, token_budget: int, max_rows: int, rows_for: Callable[[int], int] | None = None
-) -> list[np.ndarray]:
+def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK,
+                 rows_for: Callable[[int], int] | None = None) -> list[np.ndarray]:
     """Group row indices, longest first: rows × longest ≤ token_budget (at least one row), and no row
-    shorter than (1 - PAD_SLACK) × the batch's longest. ``rows_for(length)`` caps the rows further
+    shorter than (1 - pad_slack) × the batch's longest. ``rows_for(length)`` caps the rows further
     (the memory budget, reranker_onnx/memory.py)."""
     order = np.argsort(-lengths, kind="stable")
     batches: list[np.ndarray] = []
@@ -41,7 +40,7 @@ def plan_batches(
         if rows_for is not None:
             rows = min(rows, rows_for(longest))
         limit = min(len(order), start + max(1, rows))
-        floor = longest * (1.0 - PAD_SLACK)
+        floor = longest * (1.0 - pad_slack)
         end = start + 1
         while end < limit and lengths[order[end]] >= floor:
             end += 1
@@ -51,11 +50,11 @@ def plan_batches(
 
 
 def make_batches(
-    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int,
+    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK,
     rows_for: Callable[[int], int] | None = None,
 ) -> Iterator[Batch]:
     lengths = encoded.lengths()
-    for rows in plan_batches(lengths, token_budget, max_rows, rows_for):
+    for rows in plan_batches(lengths, token_budget, max_rows, pad_slack, rows_for):
         width = int(lengths[rows].max())
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from .errors import InputError, RerankerError, VariantError
+from .errors import CALLER_ERRORS, InputError, RerankerError
 from .inputs import Passage, passages_from_lines, passages_from_records
 
 app = typer.Typer(
@@ -24,19 +24,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Rerank passages with a cross-encoder on the CPU (onnxruntime).",
 )
-
-USAGE_ERRORS = (InputError, VariantError)
-
-
-class _Failed(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _fail(exc: RerankerError) -> _Failed:
-    return _Failed(2 if isinstance(exc, USAGE_ERRORS) else 1, str(exc))
-
 
 ModelOption = typer.Option(None, "--model", "-m", help="Model directory or name in the store (default: the bundled model).")
 VariantOption = typer.Option(None, "--variant", help="fp32, avx2, avx512_vnni or arm64 (default: chosen for this CPU).")
@@ -87,20 +74,19 @@ def score(
 ) -> None:
     """Score PASSAGES against QUERY, best first."""
     if as_json and as_jsonl:
-        raise _Failed(2, "choose one of --json and --jsonl")
+        raise InputError("choose one of --json and --jsonl")
     from .reranker import Reranker
+    from .scoring import best_first
 
-    try:
-        gathered = _gather(passages or [], file, records)
-        if not gathered:
-            raise InputError("no passages given: pass them as arguments, with --file or --records, or on stdin")
-        reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads, memory_budget=memory_budget,
-                            too_long=too_long, windows=windows, window=window, stride=stride)
-        scores = reranker.score(query, [p.text for p in gathered])
-    except RerankerError as exc:
-        raise _fail(exc) from None
-    order = list(range(len(scores))) if keep_order else sorted(range(len(scores)), key=lambda i: -scores[i])
-    ranks = {i: r for r, i in enumerate(sorted(range(len(scores)), key=lambda i: -scores[i]), start=1)}
+    gathered = _gather(passages or [], file, records)
+    if not gathered:
+        raise InputError("no passages given: pass them as arguments, with --file or --records, or on stdin")
+    reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads, memory_budget=memory_budget,
+                        too_long=too_long, windows=windows, window=window, stride=stride)
+    scores = reranker.score(query, [p.text for p in gathered])
+    best = best_first(scores)
+    ranks = {i: r for r, i in enumerate(best, start=1)}
+    order = range(len(scores)) if keep_order else best
     rows = [{"id": gathered[i].id, "rank": ranks[i], "score": scores[i], "text": gathered[i].text} for i in order]
     rows = rows[:top_k] if top_k and not keep_order else rows
     if as_json or as_jsonl:
@@ -120,8 +106,8 @@ def info(model: Optional[str] = ModelOption, variant: Optional[str] = VariantOpt
     import onnxruntime
 
     from . import cpu
-    from .manifest import read_manifest
-    from .store import default_model, resolve_model, store_dir
+    from .reranker import describe
+    from .store import default_model, store_dir
     from .threads import default_threads
 
     host = cpu.detect()
@@ -133,15 +119,10 @@ def info(model: Optional[str] = ModelOption, variant: Optional[str] = VariantOpt
     if model is None and default_model() is None:
         typer.echo("model: none given and no bundled default model")
         return
-    try:
-        directory = resolve_model(model)
-        manifest = read_manifest(directory)
-        choice = cpu.choose_variant(host, set(manifest.variants), cpu.requested_variant(variant))
-    except RerankerError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"model: {manifest.name} ({manifest.family}) at {directory}")
-    typer.echo(f"variants: {', '.join(sorted(manifest.variants))}")
-    typer.echo(f"chosen: {choice.variant}: {choice.reason}")
+    found = describe(model, variant, host)
+    typer.echo(f"model: {found.name} ({found.family}) at {found.model_dir}")
+    typer.echo(f"variants: {', '.join(found.variants)}")
+    typer.echo(f"chosen: {found.variant}: {found.variant_reason}")
 
 
 @app.command(name="list")
@@ -150,10 +131,7 @@ def list_models() -> None:
     from .registry import load_lock
     from .store import store_dir
 
-    try:
-        entries = load_lock()
-    except RerankerError as exc:
-        raise _fail(exc) from None
+    entries = load_lock()
     for name, entry in sorted(entries.items()):
         if entry.artifacts.get("bundled"):
             where = "bundled (the default)"
@@ -173,10 +151,7 @@ def pull(
     """Download an exported model directory, verify every sha256, and install it atomically."""
     from .pull import pull_model
 
-    try:
-        directory = pull_model(name, offline=offline, force=force)
-    except RerankerError as exc:
-        raise _fail(exc) from None
+    directory = pull_model(name, offline=offline, force=force)
     typer.echo(f"{name}: ready at {directory}")
 
 
@@ -189,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except _Failed as exc:
+    except RerankerError as exc:  # the one place errors become exit codes
         typer.echo(f"rerank-onnx: error: {exc}", err=True)
-        return exc.code
+        return 2 if isinstance(exc, CALLER_ERRORS) else 1
     except KeyboardInterrupt:
         return 130
     return 0

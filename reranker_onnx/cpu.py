@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from .errors import VariantError
+from .manifest import Quantization
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,11 @@ class CpuFeatures:
     core_name: str | None = None
     source: str = ""
     machine: str = ""  # platform.machine() as reported, e.g. "AMD64", "aarch64", "armv7l"
+
+    @property
+    def has_vnni(self) -> bool:
+        """x86-64 whose u8×s8 int8 kernels sum in 32 bits (AVX512-VNNI or AVX-VNNI): nothing saturates."""
+        return self.arch == "x86_64" and bool({"avx512_vnni", "avx_vnni"} & self.features)
 
 
 @dataclass(frozen=True)
@@ -325,11 +331,10 @@ def requested_variant(explicit: str | None, environ: Mapping[str, str] | None = 
 def _preferred(cpu: CpuFeatures) -> tuple[VariantName, str, str]:
     """(variant, what the host is, why that variant) for automatic choice."""
     has = cpu.features
+    if cpu.has_vnni:
+        kind = "AVX512-VNNI" if "avx512_vnni" in has else "AVX-VNNI (256-bit)"
+        return "avx512_vnni", f"x86-64 with {kind}", "full-range int8 weights; VNNI sums in 32 bits"
     if cpu.arch == "x86_64":
-        if "avx512_vnni" in has:
-            return "avx512_vnni", "x86-64 with AVX512-VNNI", "full-range int8 weights; VNNI sums in 32 bits"
-        if "avx_vnni" in has:
-            return "avx512_vnni", "x86-64 with AVX-VNNI (256-bit)", "full-range int8 weights; VNNI sums in 32 bits"
         if "avx2" in has:
             return "avx2", "x86-64 with AVX2 but no VNNI", "saturation-safe int8: reduced-range or uint8 weights, as measured at export"
         return "fp32", "x86-64 without AVX2", "the int8 variants are built for AVX2 or newer"
@@ -346,6 +351,13 @@ def _preferred(cpu: CpuFeatures) -> tuple[VariantName, str, str]:
         )
     host = f"unrecognised architecture ({cpu.machine or 'unknown'})"
     return "fp32", host, "int8 variants exist only for x86-64 and arm64"
+
+
+def needs_exact_int8(cpu: CpuFeatures, quantization: Quantization | None) -> bool:
+    """The one rule for when int8 needs onnxruntime's exact u8×u8 path (``session.x64quantprecision``):
+    weights that saturate the u8×s8 16-bit sums, on an x86-64 host without VNNI. The runtime asks it
+    before loading a graph, the export before measuring one, the bench before choosing a peer's preset."""
+    return cpu.arch == "x86_64" and not cpu.has_vnni and quantization is not None and quantization.saturates_without_vnni
 
 
 def choose_variant(cpu: CpuFeatures, available: Iterable[str], requested: str | None = None) -> VariantChoice:

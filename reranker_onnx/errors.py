@@ -33,3 +33,8 @@ class VariantError(RerankerError, ValueError):
 
 class DownloadError(RerankerError):
     """A pull that failed: network, offline mode, corrupted or interrupted transfer."""
+
+
+# The errors the caller caused and fixes by changing the call (arguments, input): the CLI exits 2 for
+# these and 1 for every other RerankerError; a server answers 4xx for these and 5xx for the others.
+CALLER_ERRORS: tuple[type[RerankerError], ...] = (InputError, VariantError)

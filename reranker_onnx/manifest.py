@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,6 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 Activation = Literal["identity", "sigmoid"]
 ACTIVATIONS: tuple[str, ...] = ("identity", "sigmoid")
-FAMILIES: tuple[str, ...] = ("bert", "xlm-roberta", "modernbert", "jinabert")
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,44 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """How an int8 graph was made: the export's recipe, read back as data (``{}`` on disk for fp32)."""
+
+    variant: str  # the preset it was made for
+    weight_type: Literal["qint8", "quint8"]
+    per_channel: bool = False
+    reduce_range: bool = False
+    quantize_embeddings: bool = False
+    excluded_nodes: tuple[str, ...] = ()  # kept fp32: the head by rule, sensitive nodes by measure
+    mode: str = "dynamic"
+    why: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys of a newer export, kept as read
+
+    @property
+    def saturates_without_vnni(self) -> bool:
+        """Full-range s8 weights overflow the 16-bit u8×s8 pair sums of x86 without VNNI (cpu.py)."""
+        return self.weight_type == "qint8" and not self.reduce_range
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Quantization | None:
+        if not data:
+            return None
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["excluded_nodes"] = tuple(values.get("excluded_nodes", ()))
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**data, "excluded_nodes": list(self.excluded_nodes), **self.extra}
+
+
+@dataclass(frozen=True)
 class Variant:
     """One ONNX graph of the model: fp32, or an int8 graph tuned for a CPU family."""
 
     file: str
-    quantization: dict[str, Any] = field(default_factory=dict)  # recipe; empty for fp32
+    quantization: Quantization | None = None  # None for fp32
     fidelity: dict[str, Any] = field(default_factory=dict)  # measured at export against fp32 / torch
 
 
@@ -62,6 +94,8 @@ class Manifest:
     def to_json(self) -> str:
         data = asdict(self)
         data["inputs"] = list(self.inputs)
+        for name, variant in self.variants.items():
+            data["variants"][name]["quantization"] = variant.quantization.to_dict() if variant.quantization else {}
         return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
     def write(self, directory: Path) -> Path:
@@ -107,7 +141,7 @@ def read_manifest(directory: Path) -> Manifest:
         for name, e in _require(data, "files", dict, path).items()
     }
     variants = {
-        name: Variant(file=v["file"], quantization=v.get("quantization", {}), fidelity=v.get("fidelity", {}))
+        name: Variant(v["file"], Quantization.from_dict(v.get("quantization", {})), v.get("fidelity", {}))
         for name, v in _require(data, "variants", dict, path).items()
     }
     tokenizer = _require(data, "tokenizer", str, path)

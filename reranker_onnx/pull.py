@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 from .errors import DownloadError
 from .manifest import MANIFEST_NAME, read_manifest
 from .registry import LockEntry, lookup
-from .store import install_atomically, store_dir
+from .store import staged, store_dir
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +78,7 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
             f"{entry.name} has no published model directory in models.lock; "
             f"export it locally with `make export MODEL={entry.name}`"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{entry.name}.partial-"))
-    try:
+    with staged(target) as tmp:  # installed only if every file and check below passes
         for rel, pinned in sorted(files.items()):
             log.info("downloading %s", rel)
             _download(f"{url.rstrip('/')}/{rel}", tmp / rel, pinned["sha256"], int(pinned["size"]))
@@ -93,8 +89,4 @@ def pull_model(name: str, *, offline: bool = False, force: bool = False) -> Path
         for rel, pinned in manifest.files.items():
             if pinned.sha256 != files[rel]["sha256"]:
                 raise DownloadError(f"{entry.name}: manifest and models.lock disagree on {rel}; refusing it")
-        install_atomically(tmp, target)
-    except BaseException:  # failed, interrupted (Ctrl-C) or unexpected: leave nothing half-written
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target

@@ -1,40 +1,68 @@
-"""``Reranker``: load a model directory, pick its variant for this CPU, score pairs like the reference.
+"""``Reranker``: load and verify a model directory, pick its variant for this CPU, score like the reference.
 
-The pipeline is short and named: validate → encode (template + truncation) → length-sorted batches
-under a token budget → run → activation → caller's order. One instance is safe to share between
-threads: after loading nothing in it changes, and onnxruntime sessions run concurrently.
+Loading is: resolve the directory, read its manifest, choose the variant, check every file it uses
+against its sha256, then build a :class:`~reranker_onnx.scoring.Scorer` (encode → batches → feed →
+run → activation). Scoring is: check the input, score, return plain floats in the caller's order.
+One instance is safe to share between threads: after loading nothing in it changes, and its state
+is private; ``info`` describes it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from . import cpu
-from . import memory
-from .batching import make_batches
-from .encoding import CHARS_PER_TOKEN_CAP, PairEncoder
-from .errors import InputError, RerankerError
-from .manifest import FileEntry, Manifest, VerifiedFiles, load_verified, read_manifest
+from . import cpu, memory
+from .encoding import CHARS_PER_TOKEN_CAP
+from .errors import InputError, ManifestError
+from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest
+from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first, load_session, session_options
 from .store import resolve_model
 from .threads import default_threads
-from .windows import DEFAULT_MAX_WINDOWS, Windower, max_per_owner
+from .windows import DEFAULT_MAX_WINDOWS, Windower
 
 log = logging.getLogger(__name__)
 
-# Rows × padded length per batch: bounds activation memory. 2048 measured as fast as 4096 on 2 cores
-# (MiniLM, TinyBERT; bench/) with half the peak; a model longer than this gets its max_length instead.
-DEFAULT_TOKEN_BUDGET = 2048
-DEFAULT_MAX_ROWS = 64
-PAIRS_PER_CHUNK = 1024  # pairs encoded and length-sorted together
-CHARS_PER_CHUNK = 4_000_000  # and at most this much text: tokenizers' Encodings cost ~100 B per token
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model directory is and what would run here: the answer of :func:`describe` and ``Reranker.info``."""
+
+    name: str
+    family: str
+    model_dir: Path
+    variant: str
+    variant_reason: str  # one sentence, as ``rerank-onnx info`` shows it
+    variants: tuple[str, ...]  # what the directory ships
+    graph: str  # the chosen variant's file
+    max_length: int
+    activation: str
+    threads: int
+    exact_int8: bool  # cpu.needs_exact_int8: the session uses the u8×u8 kernels
+    manifest: Manifest = field(repr=False, compare=False)
+
+
+def describe(model: str | os.PathLike[str] | None = None, variant: str | None = None,
+             host: cpu.CpuFeatures | None = None) -> ModelInfo:
+    """Resolve ``model`` (as ``Reranker`` does), read its manifest and choose its variant for ``host``
+    (this CPU by default), without hashing or loading anything."""
+    directory = resolve_model(model)
+    manifest = read_manifest(directory)
+    host = host or cpu.detect()
+    choice = cpu.choose_variant(host, set(manifest.variants), cpu.requested_variant(variant))
+    chosen = manifest.variants[choice.variant]
+    return ModelInfo(
+        name=manifest.name, family=manifest.family, model_dir=directory, variant=choice.variant,
+        variant_reason=choice.reason, variants=tuple(sorted(manifest.variants)), graph=chosen.file,
+        max_length=manifest.max_length, activation=manifest.activation, threads=default_threads(),
+        exact_int8=cpu.needs_exact_int8(host, chosen.quantization), manifest=manifest,
+    )
 
 
 def _check_text(value: object, what: str) -> str:
@@ -56,6 +84,43 @@ def _check_passages(passages: object) -> list[str]:
     if not isinstance(passages, Sequence):
         raise InputError(f"passages must be a list of strings, got {type(passages).__name__}")
     return [_check_text(p, f"passage {i}") for i, p in enumerate(passages)]
+
+
+def _memory_plan(manifest: Manifest, budget: int | str | None, too_long: str,
+                 max_length: int) -> memory.MemoryPlan | None:
+    """The memory budget applied to this model (None where the free memory cannot be read)."""
+    if too_long not in ("cut", "refuse"):
+        raise InputError(f"too_long must be 'cut' or 'refuse', got {too_long!r}")
+    if isinstance(budget, str):
+        try:
+            budget = memory.parse_size(budget)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    if budget is not None and budget < 1:
+        raise InputError("memory_budget must be a positive number of bytes")
+    budget = budget if budget is not None else memory.default_budget()
+    if budget is None:
+        return None
+    return memory.MemoryPlan.build(memory.ModelShape.from_manifest(manifest.export), budget, max_length)
+
+
+def _windower(tokenizer: Tokenizer, max_length: int, on: bool, window: int | None, stride: int | None,
+              max_windows: int) -> Windower | None:
+    if not on:
+        if window is not None or stride is not None:
+            raise InputError("window and stride apply only with windows=True (--windows)")
+        return None
+    window = window or max_length
+    if not 2 <= window <= max_length:
+        raise InputError(f"window must be between 2 and max_length ({max_length}) tokens")
+    if stride is not None and stride < 1:
+        raise InputError("stride must be at least 1 token")
+    if max_windows < 1:
+        raise InputError("max_windows must be at least 1")
+    processor = tokenizer.post_processor
+    specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+    return Windower(tokenizer.to_str(), window, stride, specials, (window - specials) // 2, max_windows,
+                    CHARS_PER_TOKEN_CAP)
 
 
 class Reranker:
@@ -94,118 +159,47 @@ class Reranker:
         stride: int | None = None,
         max_windows: int = DEFAULT_MAX_WINDOWS,
     ) -> None:
-        self.model_dir = resolve_model(model)
-        self.manifest: Manifest = read_manifest(self.model_dir)
-        self.cpu = cpu.detect()
-        choice = cpu.choose_variant(self.cpu, set(self.manifest.variants), cpu.requested_variant(variant))
-        self.variant, self.variant_reason = choice.variant, choice.reason
-        if max_length is not None and not 2 <= max_length <= self.manifest.max_length:
-            raise InputError(f"max_length must be between 2 and {self.manifest.max_length} for this model")
-        self.max_length = max_length or self.manifest.max_length
+        info = describe(model, variant)
+        manifest = info.manifest
+        if max_length is not None and not 2 <= max_length <= manifest.max_length:
+            raise InputError(f"max_length must be between 2 and {manifest.max_length} for this model")
         if threads is not None and threads < 1:
             raise InputError("threads must be at least 1")
-        self.threads = threads or default_threads()
-        if token_budget is None:
-            token_budget = max(DEFAULT_TOKEN_BUDGET, self.max_length)
-        if token_budget < self.max_length:
-            raise InputError(f"token_budget must be at least max_length ({self.max_length})")
-        self.token_budget, self.max_rows = token_budget, max_rows
+        self._info = info = replace(info, max_length=max_length or info.max_length, threads=threads or info.threads)
+        plan = _memory_plan(manifest, memory_budget, too_long, info.max_length)
+        if plan is not None and plan.longest < info.max_length and too_long == "cut":
+            log.warning("memory budget %s fits pairs of at most %d tokens: longer pairs are cut to that "
+                        "(max_length was %d)", memory.describe(plan.budget), plan.longest, info.max_length)
+            self._info = info = replace(info, max_length=plan.longest)
+        if windows and window is not None and 2 <= window < info.max_length:
+            self._info = info = replace(info, max_length=window)  # window pairs, and passages that fit, at this length
+        batching = Batching.for_length(info.max_length, token_budget, max_rows,
+                                       rows_for=plan.rows_for if plan is not None else None)
 
         cache = VerifiedFiles()
-        tokenizer_source = load_verified(self.model_dir, self.manifest.tokenizer, self._entry(self.manifest.tokenizer), cache)
-        tokenizer = (
-            Tokenizer.from_file(str(tokenizer_source))
-            if isinstance(tokenizer_source, Path)
-            else Tokenizer.from_str(tokenizer_source.decode("utf-8"))
-        )
-        self.encoder = PairEncoder(tokenizer, self.max_length)
-        graph_file = self.manifest.variants[self.variant].file
-        graph = load_verified(self.model_dir, graph_file, self._entry(graph_file), cache)
-        self.session = ort.InferenceSession(
-            str(graph) if isinstance(graph, Path) else graph,
-            sess_options=self._session_options(session_config or {}),
-            providers=["CPUExecutionProvider"],
-        )
-        self._plan_memory(memory_budget, too_long)
-        self.windower = self._windower(tokenizer, windows, window, stride, max_windows)
-        self.input_names = tuple(i.name for i in self.session.get_inputs())
-        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
-        if unknown:
-            raise RerankerError(f"{graph_file} takes inputs {sorted(unknown)} this runtime cannot feed; re-export it")
-        log.info("loaded %s (%s): %s", self.manifest.name, self.variant, self.variant_reason)
+        source = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
+        tokenizer = (Tokenizer.from_file(str(source)) if isinstance(source, Path)
+                     else Tokenizer.from_str(source.decode("utf-8")))
+        graph = load_verified(info.model_dir, info.graph, manifest.files[info.graph], cache)
+        options = session_options(info.threads, info.exact_int8, session_config)
+        windower = _windower(tokenizer, info.max_length, windows, window, stride, max_windows)
+        self._scorer = Scorer(tokenizer, load_session(graph, options), max_length=info.max_length,
+                              activation=manifest.activation, output=manifest.output, batching=batching,
+                              windower=windower, refuse_over=plan.longest if plan and too_long == "refuse" else None)
+        if set(self._scorer.input_names) != set(manifest.inputs):
+            raise ManifestError(f"{info.graph} takes inputs {list(self._scorer.input_names)}, the manifest says "
+                                f"{list(manifest.inputs)}; re-export the model")
+        log.info("loaded %s (%s): %s", info.name, info.variant, info.variant_reason)
 
-    def _plan_memory(self, memory_budget: int | str | None, too_long: str) -> None:
-        """Size batches to the memory budget; a model too long for it is cut or refused (docs/long-context.md)."""
-        if too_long not in ("cut", "refuse"):
-            raise InputError(f"too_long must be 'cut' or 'refuse', got {too_long!r}")
-        self.too_long = too_long
-        if isinstance(memory_budget, str):
-            try:
-                memory_budget = memory.parse_size(memory_budget)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
-        if memory_budget is not None and memory_budget < 1:
-            raise InputError("memory_budget must be a positive number of bytes")
-        budget = memory_budget if memory_budget is not None else memory.default_budget()
-        self.memory_plan = (
-            None if budget is None
-            else memory.MemoryPlan.build(memory.ModelShape.from_manifest(self.manifest.export), budget, self.max_length)
-        )
-        if self.memory_plan is not None and self.memory_plan.longest < self.max_length and too_long == "cut":
-            log.warning(
-                "memory budget %s fits pairs of at most %d tokens: longer pairs are cut to that (max_length was %d)",
-                memory.describe(budget), self.memory_plan.longest, self.max_length,
-            )
-            self.max_length = self.memory_plan.longest
-            self.encoder = PairEncoder(self.encoder.tokenizer, self.max_length)
+    @property
+    def info(self) -> ModelInfo:
+        """What was loaded and why (read-only)."""
+        return self._info
 
-    def _windower(self, tokenizer: Tokenizer, on: bool, window: int | None, stride: int | None,
-                  max_windows: int) -> Windower | None:
-        if not on:
-            if window is not None or stride is not None:
-                raise InputError("window and stride apply only with windows=True (--windows)")
-            return None
-        window = window or self.max_length
-        if not 2 <= window <= self.max_length:
-            raise InputError(f"window must be between 2 and max_length ({self.max_length}) tokens")
-        if stride is not None and stride < 1:
-            raise InputError("stride must be at least 1 token")
-        if max_windows < 1:
-            raise InputError("max_windows must be at least 1")
-        if window < self.max_length:  # every window pair, and a passage that fits, is scored at this length
-            self.max_length = window
-            self.encoder = PairEncoder(self.encoder.tokenizer, window)
-        processor = tokenizer.post_processor
-        specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
-        share = (window - specials) // 2
-        return Windower(tokenizer.to_str(), window, stride, specials, share, max_windows, CHARS_PER_TOKEN_CAP)
-
-    def _entry(self, name: str) -> FileEntry:
-        return self.manifest.files[name]
-
-    def _needs_exact_int8(self) -> bool:
-        """Full-range int8 weights on x86 without VNNI would saturate u8×s8 sums: use exact u8×u8."""
-        recipe = self.manifest.variants[self.variant].quantization
-        full_range_s8 = recipe.get("weight_type") == "qint8" and not recipe.get("reduce_range", False)
-        no_vnni = self.cpu.arch == "x86_64" and not {"avx512_vnni", "avx_vnni"} & self.cpu.features
-        return full_range_s8 and no_vnni
-
-    def _session_options(self, extra: dict[str, str]) -> ort.SessionOptions:
-        options = ort.SessionOptions()
-        if self._needs_exact_int8() and "session.x64quantprecision" not in extra:
-            options.add_session_config_entry("session.x64quantprecision", "1")
-        # Idle intra-op threads sleep instead of spinning: a spinning pool keeps the cores from the
-        # tokenizer and Python that run between batches (bench/: a 4-pair call took 15.7 ms spinning,
-        # 1.6 ms not, on 2 cores) and burns an edge device's battery.
-        extra = {"session.intra_op.allow_spinning": "0", **extra}
-        for key, value in extra.items():
-            options.add_session_config_entry(key, value)
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        return options
+    @property
+    def scorer(self) -> Scorer:
+        """The scoring steps under this model, for callers that time or drive them (bench, batch jobs)."""
+        return self._scorer
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -218,7 +212,7 @@ class Reranker:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"pair {i} must be a (query, passage) tuple")
             checked.append((_check_text(pair[0], f"query of pair {i}"), _check_text(pair[1], f"passage of pair {i}")))
-        return self._score_pairs(checked)
+        return self._scorer.scores(checked)
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Scores of one query against passages, in the passages' order."""
@@ -226,12 +220,13 @@ class Reranker:
         if not query.strip():
             raise InputError("the query is empty: give a non-empty query")
         texts = _check_passages(passages)
-        if self.encoder.query_tokens(query) > self.encoder.query_share:
+        encoder = self._scorer.encoder
+        if encoder.query_tokens(query) > encoder.query_share:
             log.warning(
                 "the query has more than %d tokens and is cut to share max_length=%d with each passage",
-                self.encoder.query_share, self.max_length,
+                encoder.query_share, encoder.max_length,
             )
-        return self._score_pairs([(query, p) for p in texts])
+        return self._scorer.scores([(query, p) for p in texts])
 
     def rank(
         self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False
@@ -240,69 +235,12 @@ class Reranker:
         if top_k is not None and top_k < 1:
             raise InputError("top_k must be at least 1")
         scores = self.score(query, documents)
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]
+        order = best_first(scores)[:top_k]
         return [
             {"corpus_id": i, "score": scores[i], **({"text": documents[i]} if return_documents else {})}
             for i in order
         ]
 
-    def _chunks(self, pairs: list[tuple[str, str]]) -> Iterator[tuple[int, list[tuple[str, str]]]]:
-        """Bounded chunks to encode at once: at most PAIRS_PER_CHUNK pairs and CHARS_PER_CHUNK characters
-        (each pair counted up to what its encoding can keep), so 1,000 8k-token passages are not all
-        tokenized at once."""
-        cap = self.max_length * CHARS_PER_TOKEN_CAP
-        start = 0
-        while start < len(pairs):
-            stop, chars = start, 0
-            while stop < len(pairs) and stop - start < PAIRS_PER_CHUNK and (stop == start or chars < CHARS_PER_CHUNK):
-                chars += min(len(pairs[stop][0]) + len(pairs[stop][1]), cap)
-                stop += 1
-            yield start, pairs[start:stop]
-            start = stop
-
-    def _refuse_too_long(self, pairs: list[tuple[str, str]]) -> None:
-        """With too_long='refuse', fail before scoring anything if a pair needs more than the budget holds."""
-        plan = self.memory_plan
-        if plan is None or self.too_long != "refuse" or plan.longest >= self.max_length:
-            return
-        for start, chunk in self._chunks(pairs):
-            lengths = self.encoder.encode(chunk).lengths()
-            over = np.flatnonzero(lengths > plan.longest)
-            if over.size:
-                raise InputError(
-                    f"pair {start + int(over[0])} has {int(lengths[over[0]])} tokens, but the memory budget "
-                    f"{memory.describe(plan.budget)} holds at most {plan.longest} per pair: nothing was scored; "
-                    "raise memory_budget or use too_long='cut'"
-                )
-
-    def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        owners = None
-        if self.windower is not None:
-            count = len(pairs)
-            pairs, owners, cut = self.windower.expand(pairs)
-            if cut:
-                log.warning("%d passages longer than %d windows were cut after the last window", cut,
-                            self.windower.max_windows)
-        self._refuse_too_long(pairs)
-        logits = np.empty(len(pairs), dtype=np.float32)
-        rows_for = self.memory_plan.rows_for if self.memory_plan is not None else None
-        # Encode a bounded chunk at a time, so memory does not grow with the number of pairs.
-        for start, chunk in self._chunks(pairs):
-            encoded = self.encoder.encode(chunk)
-            for batch in make_batches(encoded, self.encoder.pad_id, self.token_budget, self.max_rows, rows_for):
-                feed = {
-                    "input_ids": batch.input_ids,
-                    "attention_mask": batch.attention_mask,
-                    "token_type_ids": batch.token_type_ids,
-                }
-                (out,) = self.session.run([self.manifest.output], {k: feed[k] for k in self.input_names})
-                logits[start + batch.rows] = out.reshape(len(batch.rows), -1)[:, 0]  # (n, 1) → (n,)
-        if owners is not None:
-            logits = max_per_owner(logits, owners, count)  # MaxP: the passage scores as its best window
-        if self.manifest.activation == "sigmoid":
-            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).tolist()
-        return logits.tolist()
-
     def __repr__(self) -> str:
-        return f"Reranker({str(self.model_dir)!r}, variant={self.variant!r}, threads={self.threads})"
+        return f"Reranker({str(self._info.model_dir)!r}, variant={self._info.variant!r}, threads={self._info.threads})"
 

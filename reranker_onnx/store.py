@@ -10,6 +10,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ModelNotFoundError
@@ -81,3 +83,55 @@ def install_atomically(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _partial_prefix(target: Path) -> str:
+    return f".{target.name}.partial-"
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill would terminate it there: never sweep on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_partials(target: Path) -> None:
+    """Remove the staging folders of ``target`` whose owner process is gone (killed mid-write)."""
+    prefix = _partial_prefix(target)
+    for folder in Path(target).parent.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def staged(target: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Write a directory in a sibling staging folder, then swap it in as ``target`` in one rename.
+
+    The folder's name carries this process's id, so a later call sweeps what a killed writer left.
+    On any exception (Ctrl-C included) the folder is removed and ``target`` is untouched. With
+    ``keep_existing``, a ``target`` another process installed meanwhile wins and ours is dropped
+    (build-once caches); otherwise ours replaces it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_partials(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{_partial_prefix(target)}{os.getpid()}-"))
+    try:
+        yield tmp
+        if not keep_existing:
+            install_atomically(tmp, target)
+        else:
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was installed

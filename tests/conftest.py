@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the export stage is a top-level package of the repository
 
+import testing.cache  # noqa: E402
 from export.versions import source_digest, tool_versions  # noqa: E402
 
 FAMILIES = ("bert", "xlm-roberta", "modernbert", "jinabert")
@@ -48,23 +48,8 @@ _prune_stale_keys()
 
 
 def cached_dir(name: str, build, key: str) -> Path:
-    """Build ``name`` once into the cache (atomically: a half-built folder is never reused)."""
-    root = CACHE / key
-    target = root / name
-    if target.is_dir():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
-    try:
-        build(tmp / name)
-        try:
-            os.replace(tmp / name, target)
-        except OSError:  # another test run sharing the cache finished the same build first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    """Build ``name`` once into the cache (staged: a half-built folder is never reused)."""
+    return testing.cache.cached_dir(CACHE / key, name, build)
 
 
 def _export(checkpoint: Path, output: Path, name: str, gate: bool) -> None:

@@ -107,18 +107,12 @@ def test_typical_passage_is_the_median_by_length():
     assert typical_passage(["aaaa", "a", "aaaaaaaaaaaa", "aa", "aaa"]) == "aaa"
 
 
-def test_pad_slack_override_is_read_by_plan_batches_and_restored():
+def test_pad_slack_is_a_parameter_of_plan_batches_and_the_default_stays():
     lengths = np.array([100, 50, 49])
     default = batching.PAD_SLACK
     assert len(batching.plan_batches(lengths, 1000, 64)) == 2  # 50 < 0.8 × 100 closes the first batch
-    with experiments._pad_slack(1.0):
-        assert batching.PAD_SLACK == 1.0
-        assert len(batching.plan_batches(lengths, 1000, 64)) == 1  # budget-only: 3 × 100 ≤ 1000
-    with experiments._pad_slack(0.0):
-        assert len(batching.plan_batches(lengths, 1000, 64)) == 3  # no padding at all: one length per batch
-    assert batching.PAD_SLACK == default
-    with pytest.raises(RuntimeError), experiments._pad_slack(0.5):
-        raise RuntimeError("a failed pass")
+    assert len(batching.plan_batches(lengths, 1000, 64, pad_slack=1.0)) == 1  # budget-only: 3 × 100 ≤ 1000
+    assert len(batching.plan_batches(lengths, 1000, 64, pad_slack=0.0)) == 3  # no padding: one length per batch
     assert batching.PAD_SLACK == default
 
 

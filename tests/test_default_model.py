@@ -79,7 +79,7 @@ def test_the_default_loads_and_ranks_with_no_network(shipped: Path, monkeypatch:
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     reranker = Reranker()
-    assert reranker.model_dir == shipped
+    assert reranker.info.model_dir == shipped
     scores = reranker.score(*PAIRS)
     assert np.all(np.isfinite(scores)) and int(np.argmax(scores)) == 0
 

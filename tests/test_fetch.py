@@ -1,33 +1,18 @@
-"""``export.fetch`` against a stand-in Hugging Face hub on 127.0.0.1: pinned, filtered, cached, offline-aware.
-
-The stand-in answers the three routes huggingface_hub 0.36 uses for a pinned ``snapshot_download``
-and for ``HfApi.model_info``, with the headers the client checks:
-
-* ``GET  /api/models/{repo}/revision/{rev}``: the repo's JSON info (``sha``, ``siblings``);
-* ``HEAD /{repo}/resolve/{rev}/{file}``: ``X-Repo-Commit``, ``ETag`` and ``Content-Length``;
-* ``GET  /{repo}/resolve/{rev}/{file}``: the same headers and the bytes.
-
-Errors carry ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``), which is
-what huggingface_hub turns into its typed exceptions. huggingface_hub reads ``HF_ENDPOINT`` and
-``HF_HUB_OFFLINE`` once, at import, and caches one HTTP session per thread, so the fixtures patch
-its constants and reset its sessions; the environment variables are set too, for anything that
-reads them later. No test reaches a remote host.
-"""
+"""``export.fetch`` against the hub stand-in (``testing.hub``) on 127.0.0.1: pinned, filtered, cached,
+offline-aware. No test reaches a remote host."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from export.families import ExportError
 from export.fetch import NEEDED, fetch_checkpoint, resolve_revision
+from testing.hub import Fault, HubServer
 
 REPO = "org/tiny"
 COMMIT = hashlib.sha1(b"org/tiny@1").hexdigest()  # the one commit of the stand-in repo (40 hex)
@@ -41,144 +26,28 @@ FILES = {
     "onnx/model.safetensors": random.Random(2).randbytes(256),  # a needed name, but not at the top level
 }
 WANTED = {"config.json", "tokenizer.json", "model.safetensors"}
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-class _Hub(BaseHTTPRequestHandler):
-    """One public model repo, ``REPO`` at ``COMMIT`` (also its ``main``); every request is recorded."""
-
-    server: _Server
-
-    def log_message(self, *args):  # the handler logs nothing
-        pass
-
-    def do_GET(self):
-        self._answer(body=True)
-
-    def do_HEAD(self):
-        self._answer(body=False)
-
-    def _answer(self, body: bool) -> None:
-        with self.server.lock:
-            self.server.requests.append((self.command, self.path))
-        path = unquote(urlsplit(self.path).path)
-        if path.startswith("/api/models/"):
-            self._model_info(path.removeprefix("/api/models/"), body)
-        else:
-            self._resolve(path.lstrip("/"), body)
-
-    def _model_info(self, rest: str, body: bool) -> None:
-        repo, _, revision = rest.partition("/revision/")
-        if self._known(repo, revision or "main", body):
-            siblings = [{"rfilename": name} for name in FILES]
-            info = {"id": REPO, "modelId": REPO, "sha": COMMIT, "private": False, "siblings": siblings}
-            self._send(200, {"Content-Type": "application/json"}, json.dumps(info).encode(), body)
-
-    def _resolve(self, rest: str, body: bool) -> None:
-        parts = rest.split("/", 4)  # org, name, "resolve", revision, file (which may hold a "/")
-        if len(parts) != 5 or parts[2] != "resolve":
-            return self._error(404, None, "Not found", body)
-        repo, revision, name = "/".join(parts[:2]), parts[3], parts[4]
-        if not self._known(repo, revision, body):
-            return None
-        if name not in FILES:
-            return self._error(404, "EntryNotFound", "Entry not found", body, commit=True)
-        data = FILES[name]
-        headers = {"Content-Type": "application/octet-stream", "X-Repo-Commit": COMMIT,
-                   "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
-        self._send(200, headers, data, body)
-
-    def _known(self, repo: str, revision: str, body: bool) -> bool:
-        if repo != REPO:  # the real hub answers 401 to anonymous requests for a missing repo
-            self._error(self.server.missing_repo_status, "RepoNotFound", "Repository not found", body)
-            return False
-        if revision not in (COMMIT, "main"):
-            self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", body)
-            return False
-        return True
-
-    def _error(self, status: int, code: str | None, message: str, body: bool, commit: bool = False) -> None:
-        headers = {"Content-Type": "application/json", "X-Error-Message": message}
-        if code:
-            headers["X-Error-Code"] = code
-        if commit:
-            headers["X-Repo-Commit"] = COMMIT
-        self._send(status, headers, json.dumps({"error": message}).encode(), body)
-
-    def _send(self, status: int, headers: dict[str, str], data: bytes, body: bool) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Hub)
-        self.lock = threading.Lock()
-        self.requests: list[tuple[str, str]] = []
-        self.missing_repo_status = 401
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        # a short poll keeps shutdown() quick (the default waits up to half a second)
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self.shutdown()
-            self._thread.join()
-            self.server_close()
 
 
 @pytest.fixture()
 def hub(tmp_path, monkeypatch):
-    """The stand-in, with huggingface_hub pointed at it and kept away from the user's cache and token."""
-    from huggingface_hub import constants, file_download
+    """The stand-in serving ``REPO`` at ``COMMIT`` (also its ``main``), with huggingface_hub pointed at it
+    and kept away from the user's cache and token."""
     from huggingface_hub.utils import reset_sessions
 
-    server = _Server()
-    home = tmp_path / "hf-home"
-    for var in PROXY_VARS + ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    for var in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(var, "127.0.0.1,localhost")
-    for var, value in {"HF_ENDPOINT": server.url, "HF_HOME": home, "HF_HUB_CACHE": home / "hub"}.items():
-        monkeypatch.setenv(var, str(value))
-    template = server.url + "/{repo_id}/resolve/{revision}/{filename}"
-    for module, name, value in [
-        (constants, "ENDPOINT", server.url),
-        (constants, "HUGGINGFACE_CO_URL_TEMPLATE", template),
-        (file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template),  # imported by name: patch both
-        (constants, "HF_HOME", str(home)),
-        (constants, "HF_HUB_CACHE", str(home / "hub")),
-        (constants, "HF_TOKEN_PATH", str(home / "token")),
-        (constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens")),
-        (constants, "HF_HUB_OFFLINE", False),
-        (constants, "HF_HUB_ENABLE_HF_TRANSFER", False),
-    ]:
-        monkeypatch.setattr(module, name, value)
-    reset_sessions()  # a session cached by an earlier test may be offline or hold a dead connection
+    server = HubServer()
+    server.add_repo(REPO, FILES, COMMIT)
+    server.patch_client(monkeypatch, tmp_path / "hf-home")
     yield server
     server.stop()
     reset_sessions()  # drop sessions made while offline, before monkeypatch restores the constant
 
 
-def _cut_off(hub: _Server, monkeypatch, how: str) -> None:
+def _cut_off(hub: HubServer, monkeypatch, how: str) -> None:
     """Make the hub unreachable: stop the server, or turn on HF_HUB_OFFLINE as huggingface_hub sees it."""
     if how == "stopped":
         hub.stop()
-        return
-    from huggingface_hub import constants
-    from huggingface_hub.utils import reset_sessions
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    reset_sessions()  # offline mode lives in the session, which is made once per thread
+    else:
+        hub.go_offline(monkeypatch)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -292,3 +161,54 @@ def test_resolve_revision_with_the_hub_unreachable_is_an_export_error(hub):
     hub.stop()
     with pytest.raises(ExportError, match=f"{REPO} has no pinned revision and the hub is unreachable"):
         resolve_revision(REPO)
+
+
+# ---------------------------------------------------------------- integrity and transport faults
+
+def test_wrong_bytes_are_a_checksum_error_and_leave_nothing_cached(hub, tmp_path):
+    cache = tmp_path / "cache"
+    hub.faults.append(Fault("corrupt", "model.safetensors", after=10, times=1))
+    with pytest.raises(ExportError, match=r"^checksum mismatch: model\.safetensors of org/tiny@.*the hub's LFS sha256"):
+        fetch_checkpoint(REPO, COMMIT, cache_dir=cache)
+    assert not list(cache.rglob(hashlib.sha256(FILES["model.safetensors"]).hexdigest()))
+    assert _files(fetch_checkpoint(REPO, COMMIT, cache_dir=cache)) == {name: FILES[name] for name in WANTED}
+
+
+def test_a_small_file_is_checked_against_its_git_hash(hub, tmp_path):
+    hub.faults.append(Fault("corrupt", "config.json", after=2, times=1))
+    with pytest.raises(ExportError, match=r"checksum mismatch: config\.json .*the hub's git hash"):
+        fetch_checkpoint(REPO, COMMIT, cache_dir=tmp_path / "cache")
+
+
+def test_a_file_that_differs_from_the_lock_pin_is_refused(hub, tmp_path):
+    pins = {"config.json": hashlib.sha256(FILES["config.json"]).hexdigest(), "model.safetensors": "0" * 64}
+    with pytest.raises(ExportError, match=r"model\.safetensors .* expected 000000000000… \(the sha256 pinned in models\.lock\)"):
+        fetch_checkpoint(REPO, COMMIT, cache_dir=tmp_path / "cache", pins=pins)
+    pins["model.safetensors"] = hashlib.sha256(FILES["model.safetensors"]).hexdigest()
+    assert fetch_checkpoint(REPO, COMMIT, cache_dir=tmp_path / "cache", pins=pins).is_dir()
+
+
+def test_a_connection_dropped_mid_file_is_one_line_and_the_next_fetch_completes(hub, tmp_path):
+    cache = tmp_path / "cache"
+    hub.faults.append(Fault("drop", "model.safetensors", after=1000, times=1))
+    with pytest.raises(ExportError, match=r"^the connection to the hub broke while downloading org/tiny@.*run the export again"):
+        fetch_checkpoint(REPO, COMMIT, cache_dir=cache)
+    assert not (cache / "models--org--tiny" / "snapshots" / COMMIT / "model.safetensors").exists()
+    assert _files(fetch_checkpoint(REPO, COMMIT, cache_dir=cache)) == {name: FILES[name] for name in WANTED}
+
+
+def test_a_hub_error_status_is_one_line(hub, tmp_path, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)  # huggingface_hub backs off between its retries
+    hub.faults.append(Fault("status", "model.safetensors", status=503))
+    with pytest.raises(ExportError, match=r"^the hub answered HTTP 503 for org/tiny@"):
+        fetch_checkpoint(REPO, COMMIT, cache_dir=tmp_path / "cache")
+
+
+def test_a_hub_that_stalls_times_out_in_one_line(hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 0.05)
+    monkeypatch.setattr("time.sleep", lambda s: None)  # huggingface_hub waits 1 s between its 5 retries
+    hub.faults.append(Fault("trickle", "model.safetensors", chunk=64, delay=0.3))
+    with pytest.raises(ExportError, match=r"^the (hub stopped sending|connection to the hub broke while downloading) org/tiny@"):
+        fetch_checkpoint(REPO, COMMIT, cache_dir=tmp_path / "cache")

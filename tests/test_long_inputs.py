@@ -130,7 +130,7 @@ def test_windows_score_is_the_best_window(exported, long_passage: str) -> None:
     model = exported("bert")
     reranker = Reranker(model, variant="fp32", windows=True, window=64, stride=32, max_windows=8)
     query = "archive files"
-    window_pairs, owners, cut = reranker.windower.expand([(query, long_passage)])
+    window_pairs, owners, cut = reranker.scorer.windower.expand([(query, long_passage)])
     assert len(window_pairs) == 8 and cut == 1 and set(owners.tolist()) == {0}
     plain = Reranker(model, variant="fp32", max_length=64)
     expected = max(plain.predict(window_pairs))
@@ -161,11 +161,11 @@ def test_budget_too_small_for_one_token_fails_at_load(exported) -> None:
 
 def test_cut_or_refuse_a_pair_the_budget_cannot_hold(exported, long_passage: str, caplog) -> None:
     model = exported("jinabert")
-    shape = mem.ModelShape.from_manifest(Reranker(model).manifest.export)
+    shape = mem.ModelShape.from_manifest(Reranker(model).info.manifest.export)
     budget = mem.batch_bytes(shape, 1, 100) + 1
     with caplog.at_level(logging.WARNING, logger="reranker_onnx.reranker"):
         cut = Reranker(model, memory_budget=budget)
-    assert cut.max_length == 100 and "longer pairs are cut" in caplog.text
+    assert cut.info.max_length == 100 and "longer pairs are cut" in caplog.text
     assert np.isfinite(cut.score("archive", [long_passage, "short"])).all()
     refuse = Reranker(model, memory_budget=budget, too_long="refuse")
     assert len(refuse.score("archive", ["short text"])) == 1
@@ -177,12 +177,12 @@ def test_cut_or_refuse_a_pair_the_budget_cannot_hold(exported, long_passage: str
 
 def test_batches_respect_the_memory_budget(exported, monkeypatch) -> None:
     model = exported("jinabert")
-    shape = mem.ModelShape.from_manifest(Reranker(model).manifest.export)
+    shape = mem.ModelShape.from_manifest(Reranker(model).info.manifest.export)
     budget = mem.batch_bytes(shape, 3, 64)
     reranker = Reranker(model, memory_budget=budget)
     seen: list[tuple[int, ...]] = []
-    run = reranker.session.run
-    monkeypatch.setattr(reranker, "session", type("S", (), {"run": lambda self, o, f: seen.append(f["input_ids"].shape) or run(o, f)})())
+    run = reranker.scorer.run
+    monkeypatch.setattr(reranker.scorer, "run", lambda feed: seen.append(feed["input_ids"].shape) or run(feed))
     reranker.score("query", ["word " * 60] * 10)
     assert seen and all(mem.batch_bytes(shape, r, n) <= budget for r, n in seen)
 

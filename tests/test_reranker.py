@@ -68,7 +68,7 @@ def test_auto_variant_on_this_host_keeps_the_ranking(minilm_model, texts):
     auto = Reranker(minilm_model)
     # What the rule picks for this host (avx2, or avx512_vnni with VNNI): tests/test_cpu.py checks the
     # rule itself on recorded CPUs; this checks the Reranker applies it to the real one.
-    assert auto.variant == cpu.choose_variant(cpu.detect(), read_manifest(minilm_model).variants).variant
+    assert auto.info.variant == cpu.choose_variant(cpu.detect(), read_manifest(minilm_model).variants).variant
     agreement = ranking_agreement(fp32, np.asarray(auto.predict(texts.pairs)), texts.groups)
     # The export gate (NDCG@10 ≥ 0.99) was measured on other pairs; allow for the different sample.
     assert agreement["ndcg_at_10"] >= 0.98 and agreement["spearman"] >= 0.95, agreement
@@ -77,7 +77,7 @@ def test_auto_variant_on_this_host_keeps_the_ranking(minilm_model, texts):
 def test_batching_never_changes_scores_or_order(exported, pairs, monkeypatch):
     model = exported("bert")
     big = Reranker(model, variant="fp32").predict(pairs)
-    monkeypatch.setattr("reranker_onnx.reranker.PAIRS_PER_CHUNK", 5)
+    monkeypatch.setattr("reranker_onnx.scoring.PAIRS_PER_CHUNK", 5)
     small = Reranker(model, variant="fp32", token_budget=512, max_rows=3).predict(pairs)
     one_by_one = [Reranker(model, variant="fp32").predict([p])[0] for p in pairs[:6]]
     assert np.allclose(big, small, atol=1e-5)
@@ -188,7 +188,7 @@ def test_batches_respect_the_budget_and_never_pad_a_short_pair_far():
 
 def test_idle_threads_sleep_unless_the_caller_says_otherwise(exported):
     model = exported("bert")
-    default = Reranker(model, variant="fp32").session.get_session_options()
+    default = Reranker(model, variant="fp32").scorer.session.get_session_options()
     assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     spinning = Reranker(model, variant="fp32", session_config={"session.intra_op.allow_spinning": "1"})
-    assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert spinning.scorer.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
