@@ -1,12 +1,12 @@
 """``python -m bench.long_context``: JinaBERT at 512-8,192 tokens, full attention graph against blocked.
 
-Builds the full-size jina-reranker-v1-tiny-en config (4 layers, 384 hidden, 12 heads, vocab 61,056) with
-seeded random weights (a replica: no real weights, so no claim about the real model's scores), exports
+Takes the full-size jina-reranker-v1-tiny-en replica (testing/replicas.py: upstream's config, 4 layers, 384
+hidden, 12 heads, vocab 61,056, seeded random weights: no claim about the real model's scores), exports
 the old graph (full attention, ``attention_block=None``) and the new one (query blocks), quantizes each
 for this CPU, and runs one pair per length in a fresh, nice'd process: latency (median of repeats) and
 the peak RSS of the whole process (``ru_maxrss`` of the child). Each old-graph run is capped by
 RLIMIT_AS so a graph that needs more than the cap fails in its process instead of swapping the host.
-Also checks fp32 agreement: blocked ONNX against the unchunked ONNX graph and against torch.
+The logits printed per run show the fp32 agreement of the two graphs at each length both can run.
 
 Writes results/bench/long_context.{json,md}.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -25,44 +24,18 @@ from pathlib import Path
 from typing import Any
 
 LENGTHS = (512, 2048, 4096, 8192)
-FULL_SIZE = {"vocab_size": 61056, "hidden_size": 384, "num_hidden_layers": 4, "num_attention_heads": 12,
-             "intermediate_size": 1536}  # fmt: skip
+JINA = "jina-reranker-v1-tiny-en"
+VOCAB = 61056
 CAP_BYTES = 8 << 30  # address-space cap per measuring process
 
 
-def build_replica(directory: Path, config: dict[str, int], seed: int = 0) -> Path:
-    """A seeded random JinaBERT checkpoint of ``config`` (weights scaled like export.jinabert.build_tiny)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from export.jinabert import JinaBertConfig, JinaBertForSequenceClassification, _upstream_config
-
-    directory.mkdir(parents=True, exist_ok=True)
-    cfg = JinaBertConfig(**config)
-    model = JinaBertForSequenceClassification(cfg)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if name.endswith(("LayerNorm.weight", "layernorm.weight")):
-                param.copy_(1.0 + 0.1 * noise)
-            elif param.ndim == 1:
-                param.copy_(0.1 * noise)
-            elif "embeddings" in name:
-                param.copy_(noise)
-            else:
-                param.copy_(noise / math.sqrt(param.shape[1]))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))
-    (directory / "config.json").write_text(json.dumps(_upstream_config(cfg)) + "\n", encoding="utf-8")
-    return directory
-
-
-def build_graphs(cache: Path, config: dict[str, int], block: int) -> dict[str, Path]:
+def build_graphs(cache: Path, block: int) -> dict[str, Path]:
+    """The jina full-size replica (testing/replicas.py, seeded random weights) as full and blocked graphs."""
     from export import quantize as q
-    from export.jinabert import JinaBertForSequenceClassification, export_onnx
+    from export.jinabert import export_onnx
+    from testing import replicas
 
-    key = "-".join(str(config[k]) for k in sorted(config)) + f"-b{block}"
-    root = cache / key
+    root = cache / f"{replicas.key()}-b{block}"
     graphs = {
         "full fp32": root / "full.onnx",
         "blocked fp32": root / "blocked.onnx",
@@ -71,8 +44,7 @@ def build_graphs(cache: Path, config: dict[str, int], block: int) -> dict[str, P
     }
     if all(p.is_file() for p in graphs.values()):
         return graphs
-    checkpoint = build_replica(root / "checkpoint", config)
-    model = JinaBertForSequenceClassification.from_pretrained(checkpoint)
+    model = replicas._model(JINA, "full", seed=0).eval()
     export_onnx(model, graphs["full fp32"], attention_block=None)
     export_onnx(model, graphs["blocked fp32"], attention_block=block)
     for kind in ("full", "blocked"):
@@ -145,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     from export.jinabert import DEFAULT_ATTENTION_BLOCK
 
     block = args.block or DEFAULT_ATTENTION_BLOCK
-    graphs = build_graphs(args.cache, FULL_SIZE, block)
+    graphs = build_graphs(args.cache, block)
     rows = []
     for length in (int(x) for x in args.lengths.split(",")):
         for name in args.graphs.split(","):
             repeats = args.repeats if length <= 2048 else max(1, args.repeats - 1)
             cap = int(args.cap * (1 << 30)) if name.startswith("full") else None
-            result = measure(graphs[name], length, repeats, args.threads, FULL_SIZE["vocab_size"], cap)
+            result = measure(graphs[name], length, repeats, args.threads, VOCAB, cap)
             rows.append({"graph": name, "length": length, "block": block, **result})
             print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

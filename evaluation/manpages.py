@@ -40,7 +40,8 @@ def parse_page(text: str) -> tuple[str, str] | None:
     query = name.split(" - ", 1)[1].strip()
     passage = (text[: match.start()] + text[match.end() :]).strip()
     passage = re.sub(r"[ \t]+", " ", passage)
-    if len(query.split()) < 2 or len(passage) < 200:
+    # help2man pages say "manual page for foo 1.2": not a description, no query.
+    if len(query.split()) < 2 or len(passage) < 200 or query.lower().startswith("manual page for"):
         return None
     return query, passage
 
