@@ -9,7 +9,8 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean
+.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean \
+	bench-long-context eval-longdoc
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
@@ -17,6 +18,7 @@ help:
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
+	@echo "make bench-long-context / make eval-longdoc   JinaBERT to 8k tokens in bounded memory; windows vs truncation"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +82,17 @@ bench: $(VENV)/.bench
 
 bench-quick: $(VENV)/.bench
 	$(PY) -m bench --quick
+
+# JinaBERT at 512-8,192 tokens, full attention graph against query blocks: latency and peak RSS per length
+# (full-size replica, one nice'd process per point; ~15 min on a quiet 2-core host). results/bench/long_context.*
+bench-long-context: $(VENV)/.dev
+	$(PY) -m bench.long_context
+
+# Long documents: Debian man pages (apt-get download, needs apt), truncation against MaxP windows.
+MANPAGES ?= .cache/manpages
+eval-longdoc: $(VENV)/.dev
+	MANPAGES=$(MANPAGES) sh evaluation/manpages.sh
+	$(PY) -m evaluation.manpages $(MANPAGES)/text --out results/eval/manpages.json
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5
