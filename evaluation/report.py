@@ -28,8 +28,10 @@ PACKAGES = (
 
 
 INTRO = (
-    "Query: a Debian package's synopsis. Relevant: that package's long description (one per query). "
-    "Candidates: BM25 top k over every description of the language; each system reorders them."
+    "One relevant passage per query. debian-en/ja: a package's synopsis against its long description; "
+    "manpages: a man page's NAME summary against its DESCRIPTION; foldoc, wordnet: a term against its "
+    "definition; faq: a question against its answer. Candidates: BM25 top k over the task's whole corpus; "
+    "each system reorders them."
 )
 NOTES = (
     (
@@ -60,8 +62,8 @@ def environment() -> dict[str, object]:
     }
 
 
-def _langs(results: Sequence[Result]) -> list[str]:
-    return list(dict.fromkeys(r.lang for r in results))
+def _tasks(results: Sequence[Result]) -> list[str]:
+    return list(dict.fromkeys(r.task for r in results))
 
 
 def _systems(results: Sequence[Result]) -> list[str]:
@@ -80,31 +82,27 @@ def _describe(task: Task, cands: Candidates) -> str:
 
 
 def markdown(results: Sequence[Result], tasks: Sequence[tuple[Task, Candidates]]) -> str:
-    """One row per system, the metrics and pairs/s of each language side by side."""
-    langs, metric_names = _langs(results), list(results[0].metrics)
-    by_key = {(r.system, r.lang): r for r in results}
-    header = ["system"] + [f"{lang} {m}" for lang in langs for m in [*metric_names, "pairs/s"]]
-    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
-    for system in _systems(results):
-        cells = [system]
-        for lang in langs:
-            r = by_key.get((system, lang))
-            cells += [f"{r.metrics[m]:.3f}" if r else "" for m in metric_names]
-            cells.append(f"{r.pairs_per_s:,.0f}" if r and r.pairs_per_s else "—")
+    """One row per task and system, tasks in run order: a table that stays narrow however many tasks run."""
+    metric_names = list(results[0].metrics)
+    header = ["task", "system", *metric_names, "pairs/s"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---" + "|---:" * (len(header) - 2) + "|"]
+    for r in results:
+        cells = [r.task, r.system, *(f"{r.metrics[m]:.3f}" for m in metric_names)]
+        cells.append(f"{r.pairs_per_s:,.0f}" if r.pairs_per_s else "—")
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {t.name}: {_describe(t, c)}" for t, c in tasks]
     return "\n".join(["# Reranking evaluation", "", INTRO, "", *lines, "", *notes, *NOTES, ""])
 
 
 def chart(results: Sequence[Result], path: Path) -> None:
-    """Grouped bars of MRR@10 and NDCG@10 per system, one panel per language."""
+    """Grouped bars of MRR@10 and NDCG@10 per system, one panel per task."""
     try:
         from matplotlib.figure import Figure  # a bare Figure renders with Agg and touches no global state
     except ImportError as exc:
         raise ImportError("the chart needs matplotlib: pip install -e '.[eval]'") from exc
-    langs, systems = _langs(results), _systems(results)
+    langs, systems = _tasks(results), _systems(results)
     names = [m for m in results[0].metrics if not m.startswith("Recall")]
-    by_key = {(r.system, r.lang): r for r in results}
+    by_key = {(r.system, r.task): r for r in results}
     fig = Figure(figsize=(1.5 + 4 * len(langs), 1.2 + 0.5 * len(systems)), layout="constrained")
     axes = fig.subplots(1, len(langs), sharey=True, squeeze=False)[0]
     height = 0.8 / len(names)
@@ -116,7 +114,7 @@ def chart(results: Sequence[Result], path: Path) -> None:
             bars = ax.barh(ys, values, height=height, label=metric, color=f"C{j}")
             ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
         ax.set_xlim(0, 1.15)
-        ax.set_title(f"Debian descriptions ({lang})")
+        ax.set_title(lang)
     # The y axis is shared: ticks and inversion are set once, or a second inversion would undo the first.
     axes[0].set_yticks([i + height * (len(names) - 1) / 2 for i in range(len(systems))], systems)
     axes[0].invert_yaxis()

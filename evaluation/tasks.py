@@ -134,6 +134,7 @@ def build_task(
     split: Split = "test",
     max_queries: int | None = None,
     provenance: dict[str, object] | None = None,
+    name: str | None = None,
 ) -> Task:
     """The first ``max_queries`` queries of ``split`` in hash order, against the whole corpus."""
     splits = build_splits(descriptions)
@@ -149,7 +150,7 @@ def build_task(
         "queries": len(sample),
         "task_sha256": fingerprint(splits.corpus, sample),
     }
-    task = Task(name=f"debian-{lang}", lang=lang, corpus=splits.corpus, queries=sample, record=record)
+    task = Task(name=name or f"debian-{lang}", lang=lang, corpus=splits.corpus, queries=sample, record=record)
     logger.info("%s: %d passages, %d %s queries evaluated", task.name, len(task.corpus), len(sample), split)
     return task
 

@@ -199,7 +199,7 @@ def test_harness_end_to_end_writes_md_json_png(tmp_path: Path) -> None:
     assert by_name["BM25"].pairs_per_s is None and by_name["oracle"].pairs_per_s
     paths = write(tmp_path / "out", results, [(task, cands)], BM25Config(k=4))
     md = paths["md"].read_text(encoding="utf-8")
-    assert "| oracle |" in md and "en MRR@10" in md
+    assert f"| debian-en | oracle | {found:.3f} |" in md and "| task | system | MRR@10 |" in md
     record = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert record["split"]["buckets"] == {"train": [0, 80], "dev": [80, 90], "test": [90, 100]}
     assert record["tasks"]["debian-en"]["task_sha256"] == task.fingerprint()

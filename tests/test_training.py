@@ -293,3 +293,28 @@ def test_a_run_saves_its_averaged_weights_and_the_extra_tails(checkpoint, tmp_pa
     beside = json.loads((average_dir(plain, 1.0) / "training.json").read_text(encoding="utf-8"))
     assert beside["config"] == record["config"] and beside["saved_beside"] == str(plain)
     assert torch.equal(last["bert.embeddings.word_embeddings.weight"], mean["bert.embeddings.word_embeddings.weight"])
+
+
+def test_other_domains_add_their_train_queries_and_provenance(monkeypatch, tmp_path: Path) -> None:
+    from evaluation.sources import domains
+    from evaluation.sources.records import Record
+    from training.default_model import domain_data
+
+    fake = [Record("fake", f"k{i}", f"term{i}", d.synopsis, d.body) for i, d in enumerate(synthetic())]
+    monkeypatch.setitem(domains.DOMAINS, "foldoc", domains.Domain("foldoc", "keyword", lambda cache: fake, ()))
+    examples: list = []
+    record: dict = {}
+    config = replace(TrainConfig(), negatives=3, domains=(("foldoc", 20),))
+    provenance = domain_data(config, tmp_path, examples, record)
+    assert len(examples) == 20 and record["foldoc"]["queries"] == 20
+    splits = build_splits(domains.as_descriptions(fake))
+    assert [e.qid for e in examples] == [q.qid for q in splits.queries["train"][:20]]  # train split only
+    assert provenance["foldoc"]["records_sha256"] == domains.records_sha256(fake)
+    assert config.as_dict()["domains"] == [["foldoc", 20]]  # as training.json holds it
+
+
+def test_domain_option_names_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.default_model import main
+
+    assert main(["/tmp/unused", "--domain", "novels=10"]) == 2
+    assert "NAME in manpages, foldoc, wordnet, faq" in capsys.readouterr().err

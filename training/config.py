@@ -85,9 +85,17 @@ class TrainConfig:
     # The linear decay to 0 already leaves little noise in the last steps to average out. Nor did the
     # soup of those two runs help: dev 0.715, the same as the 4,000-query run alone.
     average_last: float = 0.0
+    # Train-split queries from the other English domains (``evaluation.sources.domains``), as (domain,
+    # count) pairs, added to the Debian ``queries`` and shuffled with them; each domain's negatives
+    # come from BM25 over its own train passages, by the same rule. Empty: the Debian-only recipe.
+    domains: tuple[tuple[str, int], ...] = ()
     epochs: int = 1  # every query once: more distinct queries beat repeated ones at a fixed budget
     max_steps: int | None = None  # cap for tests and timing runs
 
     def as_dict(self) -> dict[str, object]:
         """As JSON holds it (tuples as lists), so a record read back equals the one written."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: _as_lists(v) for k, v in asdict(self).items()}
+
+
+def _as_lists(value: object) -> object:
+    return [_as_lists(v) for v in value] if isinstance(value, (tuple, list)) else value

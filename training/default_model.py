@@ -54,6 +54,32 @@ def data_record(lang: str = LANG) -> dict[str, object]:
     }
 
 
+def domain_data(config: TrainConfig, cache_dir: Path | None, examples: list, record: dict[str, object]
+                ) -> dict[str, object]:
+    """Add each of ``config.domains``' train examples to ``examples`` (and their counts to ``record``);
+    return each domain's provenance: packages, versions, sha256s, licences and the records' hash."""
+    from evaluation.bm25 import BM25Config
+    from evaluation.sources.domains import DOMAINS, as_descriptions, records_sha256
+    from training.data import build_examples
+
+    provenance: dict[str, object] = {}
+    for name, queries in config.domains:
+        domain = DOMAINS[name]
+        records = domain.read(None)
+        built = build_examples(as_descriptions(records), LANG, queries, config.negatives, config.seed,
+                               BM25Config(k=config.bm25_k), cache_dir, config.random_negatives,
+                               config.top_negatives)
+        examples.extend(built.examples)
+        record[name] = built.record
+        provenance[name] = {
+            "query_shape": domain.query_shape,
+            "packages": [{"package": d.package, "version": d.version, "sha256": d.sha256, "licence": d.licence}
+                         for d in domain.packages],
+            "records_sha256": records_sha256(records),
+        }
+    return provenance
+
+
 def average_dir(out_dir: Path, fraction: float) -> Path:
     """Where ``run`` saves the checkpoint averaged over the last ``fraction`` of the steps."""
     return out_dir.with_name(f"{out_dir.name}-avg{fraction:g}")
@@ -97,9 +123,12 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
     prepared = build_examples(descriptions, LANG, config.queries, config.negatives, config.seed,
                               BM25Config(k=config.bm25_k), cache_dir, config.random_negatives,
                               config.top_negatives)
+    examples, examples_record = list(prepared.examples), {"debian-en": prepared.record}
+    if config.domains:
+        data = {"debian-en": data, **domain_data(config, cache_dir, examples, examples_record)}
     data_seconds = time.perf_counter() - start
     model, tokenizer = load_model(base, config.seed, config.dropout)
-    stats, averages = train(model, tokenizer, prepared.examples, config, extra_averages)
+    stats, averages = train(model, tokenizer, examples, config, extra_averages)
     save(model, tokenizer, out_dir)
     for fraction in extra_averages:
         averages[fraction].apply_to(model)
@@ -116,7 +145,7 @@ def run(out_dir: Path, config: TrainConfig, base: Path | None = None, descriptio
         "config": config.as_dict(),
         "data": data,
         "split": {**definition(), "used": "train (training), dev (check)", "lang": LANG},
-        "examples": prepared.record,
+        "examples": examples_record if config.domains else prepared.record,
         "train": {k: v for k, v in asdict(stats).items() if k != "loss_curve"} | {"loss_curve": stats.loss_curve},
         "wall_seconds": {"data": round(data_seconds, 1), "train": round(stats.seconds, 1)},
     }
@@ -139,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", type=Path, help="checkpoint folder to write")
     p.add_argument("--queries", type=int, default=d.queries, help="train-split queries, first N in hash order")
     p.add_argument("--negatives", type=int, default=d.negatives)
+    p.add_argument("--domain", action="append", default=[], metavar="NAME=N", type=domain_count,
+                   help="also train on the first N train queries of an English domain (manpages, foldoc, "
+                   "wordnet, faq); repeatable")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (timing runs)")
     p.add_argument("--average-last", type=float, default=d.average_last,
@@ -149,6 +181,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bi-encoder", action="store_true", help="add the all-MiniLM-L6-v2 bi-encoder to the dev check")
     add_cache_dir(p)
     return p
+
+
+def domain_count(text: str) -> tuple[str, int]:
+    """``NAME=N`` for ``--domain``; a bad value is a usage error (exit 2) that names the choices."""
+    from evaluation.cli import DOMAIN_NAMES
+
+    name, _, count = text.partition("=")
+    if name not in DOMAIN_NAMES or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=N with NAME in {', '.join(DOMAIN_NAMES)} and N >= 1, got {text!r}")
+    return name, int(count)
 
 
 def add_cache_dir(p: argparse.ArgumentParser) -> None:
@@ -179,11 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     config = replace(TrainConfig(), queries=args.queries, negatives=args.negatives, seed=args.seed,
-                     max_steps=args.max_steps, average_last=args.average_last)
+                     max_steps=args.max_steps, average_last=args.average_last, domains=tuple(args.domain))
     try:
         record = run(args.out_dir, config, cache_dir=args.cache_dir, dev_queries=args.dev_queries,
                      bi_encoder=args.bi_encoder, extra_averages=args.save_averages)
-    except (OSError, ImportError, ValueError) as exc:
+    except (OSError, ImportError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"out_dir": str(args.out_dir), "wall_seconds": record["wall_seconds"],
