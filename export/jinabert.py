@@ -412,9 +412,9 @@ def _strict_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> di
 # ---------------------------------------------------------------- ONNX
 
 
-# Queries per attention block in the exported graph (export/blocked_attention.py); measured in
-# bench/long_context.py: at 8,192 tokens on the full-size config ... (see docs/long-context.md).
-DEFAULT_ATTENTION_BLOCK = 256
+# Queries per attention block in the exported graph (export/blocked_attention.py). One 8,192-token pair
+# on the full-size config peaked at 591 MB (whole process) with 128, 952 MB with 256 (docs/long-context.md).
+DEFAULT_ATTENTION_BLOCK = 128
 
 
 def export_onnx(
