@@ -71,7 +71,8 @@ def run(text_dir: Path, model: str | None, n_queries: int, seed: int, window_opt
         "truncate": Reranker(model, threads=threads),
         "windows": Reranker(model, threads=threads, windows=True, **window_options),
     }
-    lengths = [len(systems["truncate"].scorer.encoder.tokenizer.encode(p, add_special_tokens=False).ids) for p in passages]
+    untruncated = systems["windows"].scorer.windower.tokenizer  # truncation off: the pages' real lengths
+    lengths = [len(untruncated.encode(p, add_special_tokens=False).ids) for p in passages]
     rows: dict[str, Any] = {
         "pages": len(passages), "queries": len(picked),
         "median_page_tokens": sorted(lengths)[len(lengths) // 2],
