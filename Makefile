@@ -9,15 +9,18 @@ EXPORT_FLAGS ?=  # e.g. --no-gate for random-weight fixtures
 VARIANT ?=
 QUERY ?= tool to compress and archive files
 
-.PHONY: help install install-dev demo default-model test export export-all eval bench bench-quick test-arm64 clean \
-	bench-long-context eval-longdoc
+.PHONY: help install install-dev demo default-model test fuzz test-batch export export-all eval bench bench-quick bench-batch \
+	test-arm64 clean replicas seeds-full seeds-smallest verify-seeds bench-long-context eval-longdoc
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
 	@echo "make test        set up and run the offline test suite"
+	@echo "make fuzz        the property-based harness at depth (minutes; FUZZ_EXAMPLES=80)"
 	@echo "make export MODEL=NAME|DIR   export one model (make export-all: every fixture family + MiniLM)"
+	@echo "make seeds-full  export full-size replicas of the five seeds through a local hub stand-in (slow)"
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
+	@echo "make bench-batch rerank-onnx batch in one process and on Ray (1 and 2 actors); make test-batch"
 	@echo "make bench-long-context / make eval-longdoc   JinaBERT to 8k tokens in bounded memory; windows vs truncation"
 
 $(PY):
@@ -31,7 +34,7 @@ $(VENV)/.runtime: $(PY) pyproject.toml
 
 # Export stage and test tools (torch CPU, transformers, optimum-onnx, sentence-transformers, pytest).
 $(VENV)/.dev: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,batch,ray]'
 	@touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.runtime
@@ -55,17 +58,42 @@ default-model: $(VENV)/.dev
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
 
+# The property-based harness at depth (minutes): random inputs for every surface; each failure is saved
+# in tests/fuzz-db and replayed by `make test` (turn it into an @example once fixed). The address-space
+# limit turns a runaway allocation into a failing example instead of the host's OOM killer.
+FUZZ_EXAMPLES ?= 80
+fuzz: $(VENV)/.dev
+	ulimit -v 8000000 && RERANKER_FUZZ=deep RERANKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py
+
+# The batch job alone, Ray lane included (marked slow: Ray starts in about 20 s; `make test` runs it too).
+test-batch: $(VENV)/.dev
+	$(PY) -m pytest -q tests/test_batch.py tests/test_batch_ray.py
+
 export: $(VENV)/.dev
 	@test -n "$(MODEL)" || (echo "usage: make export MODEL=<name from models.lock or checkpoint dir>"; exit 2)
-	$(PY) -m export $(MODEL) $(EXPORT_FLAGS)
+	$(VENV)/bin/rerank-onnx export $(MODEL) $(EXPORT_FLAGS)
 
 export-all: $(VENV)/.dev
-	@for family in bert xlm-roberta modernbert jinabert tinybert-l2; do \
+	@for family in $$($(PY) -m export.fixtures --list); do \
 		$(PY) -m export.fixtures $$family .cache/checkpoints/tiny-$$family && \
 		$(PY) -m export .cache/checkpoints/tiny-$$family --name tiny-$$family --no-gate || exit 1; \
 	done
 	$(PY) -m export.minilm .cache/checkpoints/minilm-l6-cross-encoder
 	$(PY) -m export .cache/checkpoints/minilm-l6-cross-encoder --name minilm-l6-cross-encoder
+
+# Seed replicas (testing/): upstream's layout, config and tokenizers, random weights. seeds-full exports all
+# five at full size through the hub stand-in with `rerank-onnx export NAME`, one at a time, niced, and
+# writes $(SEEDS_OUT)/seeds.{json,md}; seeds-smallest is CI's slow lane. verify-seeds needs the real hub.
+SEEDS_OUT ?= results/seeds
+SEEDS ?=
+replicas: $(VENV)/.dev
+	$(PY) -m testing.replicas .cache/replicas/out $(SEEDS)
+seeds-full: $(VENV)/.dev
+	$(PY) -m testing.seeds $(SEEDS_OUT) --size full $(SEEDS)
+seeds-smallest: $(VENV)/.dev
+	$(PY) -m testing.seeds $(SEEDS_OUT) --size full ms-marco-TinyBERT-L2-v2
+verify-seeds: $(VENV)/.dev
+	RERANKER_VERIFY_SEEDS=1 $(PY) -m pytest -q tests/test_seeds_real.py
 
 # BM25, the bi-encoder baseline and any exported model (MODEL="dir ...", VARIANT="fp32 avx2") on the Debian tasks.
 eval: $(VENV)/.dev
@@ -74,7 +102,7 @@ eval: $(VENV)/.dev
 # reranker-onnx against sentence-transformers, FlashRank, fastembed and a bare onnxruntime loop on the same
 # weights and pairs: builds its models under .cache/bench, writes results/bench/bench.{md,json,png}.
 $(VENV)/.bench: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench]'
+	$(PY) -m pip install --quiet "$(TORCH)" -e '.[export,dev,eval,bench,batch,ray]'
 	@touch $@ $(VENV)/.dev $(VENV)/.runtime
 
 bench: $(VENV)/.bench
@@ -93,6 +121,11 @@ MANPAGES ?= .cache/manpages
 eval-longdoc: $(VENV)/.dev
 	MANPAGES=$(MANPAGES) sh evaluation/manpages.sh
 	$(PY) -m evaluation.manpages $(MANPAGES)/text --out results/eval/manpages.json
+
+# rerank-onnx batch: pairs/s in one process and on Ray with 1 and 2 actors, peak memory per worker
+# (results/bench/batch.{md,json}; about 5 min).
+bench-batch: $(VENV)/.dev
+	$(PY) -m bench.batch
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

@@ -15,8 +15,11 @@ Checks, on the model directories and fp32 reference scores that the x86 side wro
 5. The runtime did not import torch, transformers, optimum or onnx.
 6. The default model shipped in the package loads with no argument, picks arm64, and ranks like its own
    graph on x86 (check_default).
+7. With ``--pull NAME``: ``rerank-onnx pull`` of a seed replica from the hub stand-in on the host
+   (HF_ENDPOINT), through the board's huggingface_hub: the graph read and chosen for arm64, validated
+   against upstream's fp32 on the device, and scored (check_pull).
 
-    python check_arm64.py REFERENCE_JSON --core NAME --dotprod yes|no [--report OUT_JSON]
+    python check_arm64.py REFERENCE_JSON --core NAME --dotprod yes|no [--report OUT_JSON] [--pull NAME]
 Exit status 0 when every check passed, 1 otherwise.
 """
 
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 FP32_ATOL = 1e-4  # fp32 arm64 vs fp32 x86: same graph, different GEMM kernels and summation order
+BATCH_ATOL = 1e-3  # export/static_quant.BATCH_TOLERANCE: a score may not move with its batch-mates
 SPEARMAN_MIN = 0.98  # int8 (arm64 variant) vs fp32 reference: rank agreement over a model's pairs
 # The arm64 graph's error against fp32 on arm64 may be at most this many times its error on x86 on the
 # same pairs. Not a tight same-graph match: onnxruntime's x86 and arm64 int8 paths round differently
@@ -153,6 +157,13 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
         all_int8 += got8
         measured["queries"].append({"query": query, "fp32_arm64": got32, "arm64": got8, "max_abs_diff_fp32": diff,
                                     "int8_error_arm64": err_arm, "int8_error_x86": err_x86, "int8_arm64_vs_x86": same})
+    first = model["queries"][0]
+    together = auto.score(first["query"], first["passages"])
+    alone = [auto.score(first["query"], [p])[0] for p in first["passages"]]
+    moved = max(abs(x - y) for x, y in zip(together, alone))
+    measured["batch_spread"] = moved
+    checks.append(Check(f"{name}: arm64 scores do not depend on batch-mates (<= {BATCH_ATOL:g})", moved <= BATCH_ATOL,
+                        f"max |together - one at a time| = {moved:.2e}"))
     bound = INT8_ERROR_FACTOR * max(worst_x86, INT8_ERROR_FLOOR)
     checks.append(Check(f"{name}: arm64 int8 error <= {INT8_ERROR_FACTOR:g} x its x86 error", worst_arm <= bound,
                         f"max |int8 - fp32| = {worst_arm:.3f} on arm64, {worst_x86:.3f} on x86"))
@@ -197,6 +208,39 @@ def check_default(item: dict[str, Any]) -> list[Check]:
                         f"max |arm64 - x86| = {worst:.3f}, int8 error at export {noise:.3f}"))
     rho = spearman(got_all, ref_all)
     checks.append(Check(f"default model: Spearman vs x86 >= {SPEARMAN_MIN}", rho >= SPEARMAN_MIN, f"rho = {rho:.4f}"))
+    return checks
+
+
+def check_pull(name: str) -> list[Check]:
+    """Pull a replica's upstream ONNX graphs on the board (random weights: agreement recorded, not gated)."""
+    import huggingface_hub
+
+    from reranker_onnx import Reranker
+    from reranker_onnx.manifest import read_manifest
+    from reranker_onnx.pull import pull_model
+
+    started = time.monotonic()
+    try:
+        directory = pull_model(name, force=True, min_ndcg=0.0, progress=False)
+    except Exception as exc:  # reported as a failed check, with its message
+        return [Check(f"pull {name} from the stand-in", False, f"{type(exc).__name__}: {exc}")]
+    manifest = read_manifest(directory)
+    pulled = manifest.export.get("pull", {})
+    arm = manifest.variants.get("arm64")
+    validation = pulled.get("validation", {})
+    checks = [
+        Check(f"pull {name} from the stand-in", True, f"{time.monotonic() - started:.0f} s, huggingface_hub "
+              f"{huggingface_hub.__version__}, {manifest.source.get('repo')}@{str(manifest.source.get('revision'))[:12]}"),
+        Check("pulled graph read and chosen for arm64", arm is not None and bool(arm.quantization.get("read_from_graph")),
+              f"{arm.file if arm else 'no arm64 variant'}: {pulled.get('graphs_read')}"),
+        Check("validated on the board against upstream fp32", "ndcg_at_10" in validation,
+              f"NDCG@10 {validation.get('ndcg_at_10')}, Spearman {validation.get('spearman')}, "
+              f"top-1 {validation.get('top1_agreement')} on {validation.get('pairs')} pairs"),
+    ]
+    reranker = Reranker(name, threads=1)
+    scores = reranker.score("compress files", ["gzip compresses files", "a web browser for the desktop"])
+    checks.append(Check("pulled model scores with arm64", reranker.variant == "arm64"
+                        and all(math.isfinite(x) for x in scores), f"{reranker.variant}: {scores}"))
     return checks
 
 
@@ -247,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--core", required=True, help="expected core name, e.g. Cortex-A76")
     parser.add_argument("--dotprod", required=True, choices=("yes", "no"))
     parser.add_argument("--report", type=Path)
+    parser.add_argument("--pull", help="a seed the hub stand-in serves (HF_ENDPOINT): pull and score it")
     args = parser.parse_args(argv)
 
     reference = json.loads(args.reference.read_text(encoding="utf-8"))
@@ -263,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         measured.append(model_scores)
     if reference.get("default"):
         checks += check_default(reference["default"])
+    if args.pull:
+        checks += check_pull(args.pull)
     heavy = sorted(m for m in HEAVY_MODULES if m in sys.modules)
     checks.append(Check("runtime imported nothing heavy", not heavy, ", ".join(heavy) or "none of " + ", ".join(HEAVY_MODULES)))
     first = reference["models"][0]

@@ -55,12 +55,13 @@ def reference_groups() -> list[tuple[str, list[str]]]:
 def _export(build: Callable[[Path], Path], name: str, models: Path) -> Path:
     """Build a checkpoint with ``build`` and export it with the project's export stage (small validation)."""
     from export.pipeline import ExportOptions, export_model
+    from reranker_onnx.registry import Recipe
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = build(Path(tmp) / name)
         options = ExportOptions(
             name=name, source={"path": f"fixture:{name}"}, max_length=MAX_LENGTH, gate=False,
-            languages=("en",), queries_per_language=4, group_size=12,
+            recipe=Recipe(languages=("en",)), queries_per_language=4, group_size=12,
         )
         return export_model(checkpoint, models / name, options).directory
 

@@ -54,6 +54,26 @@ cp -r "$REPO_DIR/reranker_onnx" "$work/site/"
 if [[ -f $REPO_DIR/models.lock ]]; then cp "$REPO_DIR/models.lock" "$work/site/reranker_onnx/"; fi # as the wheel ships it
 cp "$LANE_DIR/check_arm64.py" "$work/"
 
+# `rerank-onnx pull` on the board (issue 18): a seed replica with upstream's own onnx/ set, served by the
+# hub stand-in on the host's 127.0.0.1 (the guest shares the host's network). Needs the test support room.
+pull_args=() pull_env=() hub_pid=
+if (cd "$REPO_DIR" && "$python" -c 'import testing.hub, testing.replicas') 2>/dev/null; then
+  mkdir -p "$work/pull" "$work/hf-home"
+  spec=$(cd "$REPO_DIR" && "$python" "$LANE_DIR/prepare_pull.py" "$work/pull" | tail -1)
+  (cd "$REPO_DIR" && exec "$python" -m testing.hub --repo "$spec") >"$work/hub.out" 2>&1 &
+  hub_pid=$!
+  trap 'kill "$hub_pid" 2>/dev/null; rm -rf "$work"' EXIT
+  for _ in $(seq 100); do grep -q '^HF_ENDPOINT=' "$work/hub.out" && break; sleep 0.1; done
+  endpoint=$(sed -n 's/^HF_ENDPOINT=//p' "$work/hub.out")
+  [[ -n $endpoint ]] || die "the hub stand-in did not start: $(cat "$work/hub.out")"
+  log "hub stand-in at $endpoint serving ${spec%%=*}"
+  pull_args=(--pull "$(basename "${spec%%=*}")")
+  pull_env=(HF_ENDPOINT="$endpoint" HF_HOME=/lane/hf-home NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
+            HF_HUB_DISABLE_TELEMETRY=1 RERANKER_ONNX_LOCK=/lane/pull/models.lock)
+else
+  log "no test support room (testing/): the pull check is skipped"
+fi
+
 failed=()
 for board in $boards; do
   qemu_cpu=$(board_qemu_cpu "$board")
@@ -61,9 +81,9 @@ for board in $boards; do
   log "board $board: QEMU_CPU=$qemu_cpu, expecting $core (dot product: $dotprod)"
   board_start=$SECONDS
   if in_root "$root" "$(board_cpuinfo "$board")" "$qemu_cpu" "$work" -- \
-    env PYTHONPATH=/lane/site XDG_CACHE_HOME=/lane/cache RERANKER_ONNX_HOME=/lane/store \
+    env PYTHONPATH=/lane/site XDG_CACHE_HOME=/lane/cache RERANKER_ONNX_HOME=/lane/store "${pull_env[@]}" \
     python /lane/check_arm64.py /lane/fixtures/reference.json --core "$core" --dotprod "$dotprod" \
-    --report "/lane/report-$board.json"; then
+    --report "/lane/report-$board.json" "${pull_args[@]}"; then
     log "board $board: passed in $((SECONDS - board_start)) s"
   else
     log "board $board: FAILED after $((SECONDS - board_start)) s"

@@ -17,7 +17,7 @@ from typing import Any
 
 from export.versions import tool_versions
 
-from . import data, experiments, models, report, suite
+from . import data, experiments, models, quant_schemes, report, suite
 from .engines import ENGINES
 from .procs import WorkerError, run_worker
 
@@ -226,6 +226,7 @@ def _experiments(model_paths: dict, workload_path: Path, args: argparse.Namespac
         except WorkerError as exc:
             out.setdefault("failed", {})[key] = str(exc)
             _say(f"  {key}: experiment failed: {str(exc).splitlines()[0]}")
+        out.setdefault("int8_schemes", {})[key] = quant_schemes.compare_in_child(Path(model["runtime_dir"]), args.quick)
     return out
 
 

@@ -129,16 +129,6 @@ def task_session(spec: dict) -> dict:
     return {"reranker_parts_s": parts, "reference_call_s": reference_call, "sessions": sessions}
 
 
-def slack_scorer(scorer: Any, pad_slack: float | None) -> Any:
-    """``scorer`` itself, or one sharing its session and tokenizer that cuts batches at ``pad_slack``."""
-    from reranker_onnx.scoring import Scorer
-
-    if pad_slack is None:
-        return scorer
-    return Scorer(scorer.encoder.tokenizer, scorer.session, max_length=scorer.max_length, activation=scorer.activation,
-                  output=scorer.output, batching=replace(scorer.batching, pad_slack=pad_slack))
-
-
 def task_throughput_options(spec: dict) -> dict:
     """One warm pass of one option (``spec["config"]``) in this fresh process: its pairs/s, the peak
     memory of the pass above the RSS before it, and the Reranker's resulting settings."""
@@ -150,7 +140,9 @@ def task_throughput_options(spec: dict) -> dict:
     groups = [workload["groups"][i] for i in spec["groups"]]
     config = spec["config"]
     reranker = Reranker(spec["model"]["runtime_dir"], **config["options"])
-    scorer = slack_scorer(reranker.scorer, config.get("pad_slack"))
+    scorer = reranker.scorer
+    if config.get("pad_slack") is not None:
+        scorer = scorer.with_batching(replace(scorer.batching, pad_slack=config["pad_slack"]))
     pairs = sum(len(g["passages"]) for g in groups)
     scorer.scores([(groups[0]["query"], groups[0]["passages"][0])])
     before = status_kb("VmRSS")

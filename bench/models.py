@@ -190,17 +190,16 @@ def build_st_int8(checkpoint: Path, dest: Path, preset: str) -> None:
     """sentence-transformers' own path: ONNX export through optimum, then its dynamic int8 export."""
     from sentence_transformers import CrossEncoder, export_dynamic_quantized_onnx_model
 
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(checkpoint, tmp)
-    model = CrossEncoder(str(tmp), device="cpu", backend="onnx", model_kwargs={"provider": "CPUExecutionProvider"})
-    model.save_pretrained(str(tmp))
-    export_dynamic_quantized_onnx_model(model, preset, str(tmp))
-    written = sorted(p.name for p in (tmp / "onnx").glob(f"model_*_{preset}.onnx"))
-    assert len(written) == 1, f"expected one int8 file for {preset}, sentence-transformers wrote {written}"
-    (tmp / ST_INT8_NAME).write_text(f"onnx/{written[0]}\n", encoding="utf-8")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    from reranker_onnx.store import staged
+
+    with staged(dest) as tmp:
+        shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+        model = CrossEncoder(str(tmp), device="cpu", backend="onnx", model_kwargs={"provider": "CPUExecutionProvider"})
+        model.save_pretrained(str(tmp))
+        export_dynamic_quantized_onnx_model(model, preset, str(tmp))
+        written = sorted(p.name for p in (tmp / "onnx").glob(f"model_*_{preset}.onnx"))
+        assert len(written) == 1, f"expected one int8 file for {preset}, sentence-transformers wrote {written}"
+        (tmp / ST_INT8_NAME).write_text(f"onnx/{written[0]}\n", encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:

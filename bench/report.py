@@ -144,6 +144,20 @@ def _experiment_lines(exp: dict[str, Any]) -> list[str]:
         for label, v in t["configs"].items():
             lines.append(f"| {label} | {v['pairs_per_s']:.1f} [{v['spread'][0]:.1f}–{v['spread'][1]:.1f}] | "
                          f"{v['first_pass_peak_above_mb']:.0f} |")
+    for size, schemes in exp.get("int8_schemes", {}).items():
+        lines += ["", f"Int8 activation scales ({size}; one process, rounds interleaved; batch spread = largest |Δ score| "
+                  "of a pair across batch compositions):", ""]
+        if "failed" in schemes:
+            lines.append(f"failed: {schemes['failed']}")
+            continue
+        lines += ["| scheme | pairs/s | vs dynamic | load s | MB | NDCG@10 vs fp32 | Spearman | batch spread |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        base = schemes.get("dynamic", {}).get("pairs_per_s")
+        for name, v in schemes.items():
+            f = v.get("vs_fp32", {})
+            lines.append(f"| {name} | {v['pairs_per_s']:.1f} | {v['pairs_per_s'] / base if base else float('nan'):.2f}x | "
+                         f"{v['load_s']:.2f} | {v['size_mb']:.1f} | {f.get('ndcg_at_10', float('nan')):.4f} | "
+                         f"{f.get('spearman', float('nan')):.4f} | {v['batch']['max_abs_delta']:.2e} |")
     return lines
 
 

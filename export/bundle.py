@@ -24,10 +24,11 @@ from pathlib import Path
 
 from reranker_onnx.errors import RerankerError
 from reranker_onnx.manifest import Manifest, Variant, VerifiedFiles, file_entry, load_verified, read_manifest
+from reranker_onnx.registry import LockEntry, load_lock
 from reranker_onnx.store import bundled_dir, staged
 
 from .families import ExportError
-from .lockfile import read_lock, write_lock
+from .lockfile import artifacts_of, record
 
 SIZE_BUDGET = 40_000_000  # bytes: everything shipped for the default model
 SERVED_AS = ("avx2", "avx512_vnni", "arm64")
@@ -92,24 +93,26 @@ def provenance(training_json: Path) -> dict:
     }
 
 
+def _recorded_provenance(lock: Path | None, exported: Path) -> dict | None:
+    if lock is None:
+        return None
+    name = read_manifest(exported).name
+    entry = load_lock(lock).get(name)
+    if entry is None or not entry.provenance:
+        raise ExportError(f"{lock} records no provenance for {name}: give --training")
+    return entry.provenance
+
+
 def record_in_lock(lock: Path, manifest: Manifest, out: Path, origin: dict) -> None:
     """Pin the bundled files and their provenance under the manifest's name in ``models.lock``."""
-    data = read_lock(lock)
-    entry = data["models"].setdefault(manifest.name, {})
-    entry.update({
-        "repo": None, "revision": None, "license": "Apache-2.0", "family": manifest.family,
-        "max_length": manifest.max_length, "activation": manifest.activation,
-        "notes": "trained in this project (training/) and shipped inside the package; nothing to fetch or pull",
-        "provenance": origin,
-        "artifacts": {
-            "bundled": str(out.relative_to(Path(__file__).resolve().parents[1])) if out.is_absolute() else str(out),
-            "files": {n: {"sha256": e.sha256, "size": e.size} for n, e in
-                      {**manifest.files, "manifest.json": file_entry(out / "manifest.json")}.items()},
-            "fidelity": {v: manifest.variants[v].fidelity for v in manifest.variants},
-            "tools": manifest.export.get("tools", {}),
-        },
-    })
-    write_lock(lock, data)
+    old = load_lock(lock).get(manifest.name)
+    where = str(out.relative_to(Path(__file__).resolve().parents[1])) if out.is_absolute() else str(out)
+    record(lock, LockEntry(
+        name=manifest.name, repo=None, revision=None, license="Apache-2.0", family=manifest.family,
+        max_length=manifest.max_length, activation=manifest.activation, recipe=old.recipe if old else None,
+        notes="trained in this project (training/) and shipped inside the package; nothing to fetch or pull",
+        provenance=origin, artifacts=artifacts_of(out, manifest, bundled=where),
+    ))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,13 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--graph", default="avx2", help="the int8 variant to ship (default avx2)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--lock", type=Path, help="models.lock to record the bundle in (with --training)")
-    p.add_argument("--training", type=Path, help="the checkpoint's training.json, for the provenance")
+    p.add_argument("--training", type=Path, help="the checkpoint's training.json, for the provenance "
+                   "(without it, --lock keeps the provenance the lock already records: same checkpoint, new graph)")
     args = p.parse_args(argv)
-    if (args.lock is None) != (args.training is None):
-        print("bundle: error: --lock and --training go together", file=sys.stderr)
+    if args.training is not None and args.lock is None:
+        print("bundle: error: --training needs --lock", file=sys.stderr)
         return 2
     try:
-        origin = provenance(args.training) if args.training else None
+        origin = provenance(args.training) if args.training else _recorded_provenance(args.lock, args.exported)
         manifest = bundle(args.exported, args.out, args.graph)
         if args.lock and origin is not None:
             record_in_lock(args.lock, manifest, args.out.resolve(), origin)

@@ -11,28 +11,41 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .families import ExportError, Family
+from .errors import ExportError
+
+if TYPE_CHECKING:
+    from .families import Family
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
 
-
-def to_onnx(checkpoint: Path, family: Family, output: Path) -> Path:
-    """Write the fp32 graph of ``checkpoint`` to ``output`` (a .onnx file path)."""
+def to_onnx(checkpoint: Path, family: Family, output: Path, opset: int) -> Path:
+    """Write the fp32 graph of ``checkpoint`` to ``output`` (a .onnx file path) with the family's converter."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    if family.converter == "jinabert":
-        from .jinabert import JinaBertForSequenceClassification, export_onnx
+    family.convert(checkpoint, output, opset)
+    return output
 
-        export_onnx(JinaBertForSequenceClassification.from_pretrained(checkpoint).eval(), output, opset=OPSET)
-        return output
+
+def jinabert_onnx(checkpoint: Path, output: Path, opset: int) -> None:
+    """JinaBERT through the project's own port (upstream's modeling code is remote code we never run)."""
+    from .jinabert import JinaBertForSequenceClassification, export_onnx
+
+    export_onnx(JinaBertForSequenceClassification.from_pretrained(checkpoint).eval(), output, opset=opset)
+
+
+def optimum_onnx(checkpoint: Path, output: Path, opset: int) -> None:
+    """The architectures transformers ships, through optimum-onnx."""
     from optimum.exporters.onnx import main_export
 
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+        # library_name: a cross-encoder repo with config_sentence_transformers.json (newer upstream
+        # commits have one) otherwise makes optimum pick sentence-transformers, which has no
+        # text-classification task (found by the seed replicas).
         main_export(
-            str(checkpoint), tmp, task="text-classification", opset=OPSET, do_validation=False,
-            device="cpu", local_files_only=True, no_post_process=False,
+            str(checkpoint), tmp, task="text-classification", opset=opset, do_validation=False,
+            device="cpu", local_files_only=True, no_post_process=False, library_name="transformers",
         )
         produced = Path(tmp) / "model.onnx"
         if not produced.is_file():
@@ -40,7 +53,6 @@ def to_onnx(checkpoint: Path, family: Family, output: Path) -> Path:
         if (Path(tmp) / "model.onnx_data").exists():
             raise ExportError("the graph needs external data (>2 GB); not supported for edge deployment")
         shutil.move(str(produced), output)
-    return output
 
 
 def graph_inputs(path: Path) -> tuple[str, ...]:

@@ -8,30 +8,41 @@ JinaBERT, whose upstream code is remote code we never execute), and which onnxru
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .convert import jinabert_onnx, optimum_onnx
+from .errors import ExportError
+from .reference import Reference, cross_encoder_reference, jinabert_reference
+from .tokenizer import file_tokenizer, transformers_tokenizer
 
-class ExportError(Exception):
-    """An export that cannot proceed; the message says why and what to do."""
+__all__ = ["FAMILIES", "ExportError", "Family", "detect_family", "max_length_of", "read_config"]
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     inputs: tuple[str, ...]  # ONNX input names, graph order
-    converter: str  # "optimum" or "jinabert"
     fusion: str | None  # onnxruntime.transformers optimizer model_type, or None to skip fusion
     max_positions_offset: int = 0  # XLM-R reserves padding_idx + 1 positions
+    convert: Callable[[Path, Path, int], None] = optimum_onnx  # (checkpoint, output, opset)
+    tokenizer: Callable[[Path], Any] = transformers_tokenizer  # checkpoint → tokenizers.Tokenizer
+    reference: Callable[..., Reference] = cross_encoder_reference  # (checkpoint, pairs, max_length, batch)
 
 
-FAMILIES: dict[str, Family] = {
-    "bert": Family("bert", ("input_ids", "attention_mask", "token_type_ids"), "optimum", "bert"),
-    "xlm-roberta": Family("xlm-roberta", ("input_ids", "attention_mask"), "optimum", "bert", 2),
-    "modernbert": Family("modernbert", ("input_ids", "attention_mask"), "optimum", None),
-    "jinabert": Family("jinabert", ("input_ids", "attention_mask", "token_type_ids"), "jinabert", None),
-}
+WITH_SEGMENTS = ("input_ids", "attention_mask", "token_type_ids")
+# The only list of families: tests, fixtures and the Makefile (python -m export.fixtures --list) read it.
+# JinaBERT takes no segment ids, as upstream's own ONNX: its graph feeds segment 0 itself, so a
+# nonzero segment id can never reach it.
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("bert", WITH_SEGMENTS, "bert"),
+    Family("xlm-roberta", ("input_ids", "attention_mask"), "bert", 2),
+    Family("modernbert", ("input_ids", "attention_mask"), None),
+    Family("jinabert", ("input_ids", "attention_mask"), None, convert=jinabert_onnx, tokenizer=file_tokenizer,
+           reference=jinabert_reference),
+)}
 
 
 def read_config(checkpoint: Path) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-FAMILIES = ("bert", "xlm-roberta", "modernbert", "jinabert", "tinybert-l2")
+from .families import FAMILIES
+
 TRAINING_TEXTS = 800  # enough for a realistic vocabulary, quick to train
 
 
@@ -147,22 +148,25 @@ def build_jinabert(directory: Path, seed: int = 0) -> Path:
     return Path(directory)
 
 
+# One builder per family of export.families.FAMILIES (in its order), plus a bert-family speed stand-in.
+_BY_FAMILY = {"bert": build_bert, "xlm-roberta": build_xlm_roberta, "modernbert": build_modernbert, "jinabert": build_jinabert}
 BUILDERS: dict[str, Callable[[Path, int], Path]] = {
-    "bert": build_bert,
-    "xlm-roberta": build_xlm_roberta,
-    "modernbert": build_modernbert,
-    "jinabert": build_jinabert,
-    "tinybert-l2": build_tinybert_l2,
-}
+    **{name: _BY_FAMILY[name] for name in FAMILIES}, "tinybert-l2": build_tinybert_l2}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Build a tiny random checkpoint of a family.")
-    parser.add_argument("family", choices=FAMILIES)
-    parser.add_argument("directory", type=Path)
+    parser.add_argument("--list", action="store_true", help="print the fixtures' names (make export-all reads them)")
+    parser.add_argument("family", nargs="?", choices=BUILDERS)
+    parser.add_argument("directory", nargs="?", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(BUILDERS[args.family](args.directory, args.seed))
+    if args.list:
+        print(" ".join(BUILDERS))
+    elif args.family is None or args.directory is None:
+        parser.error("give a FAMILY and a DIRECTORY, or --list")
+    else:
+        print(BUILDERS[args.family](args.directory, args.seed))
 
 
 if __name__ == "__main__":

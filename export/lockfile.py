@@ -1,45 +1,36 @@
-"""Update ``models.lock`` after an export: revision, and each artifact's sha256, size and fidelity."""
+"""Write ``models.lock``: the one place its file is written (``registry.dump_lock`` gives the format)."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from reranker_onnx.manifest import MANIFEST_NAME, Manifest, file_entry
-from reranker_onnx.registry import parse_lock
+from reranker_onnx.registry import Artifacts, LockEntry, dump_lock, load_lock
 
 
-def read_lock(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    parse_lock(data)  # schema check
-    return data
-
-
-def write_lock(path: Path, data: dict[str, Any]) -> None:
-    parse_lock(data)
+def record(path: Path, entry: LockEntry) -> None:
+    """Put ``entry`` in the lock at ``path`` under its name, atomically."""
+    entries = load_lock(path)
+    entries[entry.name] = entry
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".models.lock-")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=True)
-        fh.write("\n")
+        fh.write(dump_lock(entries))
     os.replace(tmp, path)
+
+
+def artifacts_of(directory: Path, manifest: Manifest, *, url: str | None = None, bundled: str | None = None) -> Artifacts:
+    """What a written model directory pins: every file's hash (its manifest's too), fidelity, tools."""
+    return Artifacts(
+        url=url, bundled=bundled, files={**manifest.files, MANIFEST_NAME: file_entry(directory / MANIFEST_NAME)},
+        fidelity={variant: v.fidelity for variant, v in manifest.variants.items()}, tools=manifest.export.get("tools", {}),
+    )
 
 
 def record_export(path: Path, name: str, directory: Path, manifest: Manifest, revision: str | None) -> None:
     """Record the exported directory's files and fidelity under ``name`` (the entry must exist)."""
-    data = read_lock(path)
-    entry = data["models"][name]
-    if revision:
-        entry["revision"] = revision
-    files = {rel: {"sha256": e.sha256, "size": e.size} for rel, e in manifest.files.items()}
-    manifest_entry = file_entry(directory / MANIFEST_NAME)
-    files[MANIFEST_NAME] = {"sha256": manifest_entry.sha256, "size": manifest_entry.size}
-    entry["artifacts"] = {
-        **{k: v for k, v in entry.get("artifacts", {}).items() if k == "url"},
-        "files": files,
-        "fidelity": {variant: v.fidelity for variant, v in manifest.variants.items()},
-        "tools": manifest.export.get("tools", {}),
-    }
-    write_lock(path, data)
+    entry = load_lock(path)[name]
+    record(path, replace(entry, revision=revision or entry.revision,
+                         artifacts=artifacts_of(directory, manifest, url=entry.artifacts.url)))

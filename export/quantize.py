@@ -6,14 +6,14 @@ depends on the CPU, and that decides the preset:
 * x86 with AVX2 but no VNNI: the u8×s8 kernel (VPMADDUBSW) adds pairs of products into a saturating
   16-bit lane; 255·127·2 overflows it. Either quantize weights to 7 bits (``reduce_range``: 255·64·2
   fits) or use uint8 weights (the u8×u8 kernel widens first and never saturates, but is slower). The
-  export measures both and keeps the 7-bit graph unless uint8 ranks clearly better (``pipeline._pick``).
+  export measures both and keeps the 7-bit graph unless uint8 ranks clearly better (``select.pick``).
 * x86 with AVX512-VNNI or AVX-VNNI: VPDPBUSD accumulates straight into 32 bits, so full-range int8.
 * arm64: the NEON/dot-product kernels also accumulate in 32 bits: full-range int8, per channel.
 
 The classifier head (and the pooler before it) stays fp32 by rule: it is a tiny share of the work and
 its error lands directly on the score. Other nodes stay fp32 only when measured: if a gated export
 misses the fidelity bar, nodes are ranked by the error each causes when quantized alone, and the worst
-are kept in fp32, one step at a time, until the variant passes (the pipeline does this). Embedding tables (``Gather``) are most of a 250k-vocabulary
+are kept in fp32, one step at a time, until the variant passes (``select.py`` does this). Embedding tables (``Gather``) are most of a 250k-vocabulary
 model's size; whether they are quantized is decided by measured fidelity.
 """
 
@@ -56,6 +56,8 @@ AVX512_VNNI = Preset("avx512_vnni", "onnx/model_qint8_avx512_vnni.onnx", "qint8"
                      "VNNI accumulates u8×s8 products in 32 bits: the full int8 range is safe")
 ARM64 = Preset("arm64", "onnx/model_qint8_arm64.onnx", "qint8", True, False,
                "ARM int8 kernels accumulate in 32 bits: full-range per-channel int8")
+# The presets each int8 variant's graph is chosen from (export/select.py), fastest kernel first.
+CANDIDATES: dict[str, tuple[Preset, ...]] = {"avx2": AVX2_CANDIDATES, "avx512_vnni": (AVX512_VNNI,), "arm64": (ARM64,)}
 
 
 def head_nodes(model_path: Path) -> list[str]:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .families import ExportError, Family
+from .errors import ExportError
+
+if TYPE_CHECKING:
+    from .families import Family
 
 
 @dataclass
@@ -31,7 +35,8 @@ def _activation_name(fn: object) -> str:
     raise ExportError(f"the checkpoint's activation {type(fn).__name__} is not supported (identity or sigmoid)")
 
 
-def _jinabert_logits(checkpoint: Path, pairs: list[tuple[str, str]], max_length: int, batch: int) -> np.ndarray:
+def jinabert_reference(checkpoint: Path, pairs: list[tuple[str, str]], max_length: int, batch: int) -> Reference:
+    """The project's port with the upstream tokenizer, truncated the same way, and sigmoid (upstream's compute_score)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -49,18 +54,22 @@ def _jinabert_logits(checkpoint: Path, pairs: list[tuple[str, str]], max_length:
                 max_length=max_length, return_tensors="pt",
             )
             out.append(model(features["input_ids"], features["attention_mask"]).float().numpy()[:, 0])
-    return np.concatenate(out)
+    return Reference(np.concatenate(out), "sigmoid")
 
 
 def reference_scores(
     checkpoint: Path, family: Family, pairs: list[tuple[str, str]], max_length: int, batch: int = 16
 ) -> Reference:
-    """Logits of the reference implementation for ``pairs`` and the activation it applies."""
+    """Logits of the family's reference implementation for ``pairs`` and the activation it applies."""
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    if family.converter == "jinabert":
-        return Reference(_jinabert_logits(checkpoint, pairs, max_length, batch), "sigmoid")
+    return family.reference(checkpoint, pairs, max_length, batch)
+
+
+def cross_encoder_reference(checkpoint: Path, pairs: list[tuple[str, str]], max_length: int, batch: int) -> Reference:
+    """sentence-transformers' CrossEncoder itself: same tokenizer call, truncation and activation rules."""
+    import torch
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(str(checkpoint), max_length=max_length, device="cpu", local_files_only=True)

@@ -5,25 +5,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .families import ExportError, Family
+from .errors import ExportError
+
+if TYPE_CHECKING:
+    from .families import Family
+
+
+def file_tokenizer(checkpoint: Path) -> Any:
+    """The checkpoint's own ``tokenizer.json`` (JinaBERT: its config points AutoTokenizer at remote code)."""
+    from tokenizers import Tokenizer
+
+    source = Path(checkpoint) / "tokenizer.json"
+    if not source.is_file():
+        raise ExportError(f"{checkpoint} has no tokenizer.json")
+    return Tokenizer.from_file(str(source))
+
+
+def transformers_tokenizer(checkpoint: Path) -> Any:
+    """The fast tokenizer transformers builds for the checkpoint."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
+    if not hf.is_fast:
+        raise ExportError(f"{checkpoint}: no fast tokenizer could be built (install sentencepiece?)")
+    return Tokenizer.from_str(hf.backend_tokenizer.to_str())
 
 
 def write_tokenizer(checkpoint: Path, family: Family, output: Path) -> None:
-    from tokenizers import Tokenizer
-
-    if family.converter == "jinabert":  # no AutoTokenizer: its config points at remote code
-        source = Path(checkpoint) / "tokenizer.json"
-        if not source.is_file():
-            raise ExportError(f"{checkpoint} has no tokenizer.json")
-        tokenizer = Tokenizer.from_file(str(source))
-    else:
-        from transformers import AutoTokenizer
-
-        hf = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
-        if not hf.is_fast:
-            raise ExportError(f"{checkpoint}: no fast tokenizer could be built (install sentencepiece?)")
-        tokenizer = Tokenizer.from_str(hf.backend_tokenizer.to_str())
+    tokenizer = family.tokenizer(checkpoint)
     tokenizer.no_truncation()
     tokenizer.no_padding()
     single = len(tokenizer.encode("a").ids) - len(tokenizer.encode("a", add_special_tokens=False).ids)

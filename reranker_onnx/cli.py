@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from .errors import CALLER_ERRORS, InputError, RerankerError
-from .inputs import Passage, passages_from_lines, passages_from_records
+from .inputs import gather, inert
 
 app = typer.Typer(
     add_completion=False,
@@ -29,26 +29,24 @@ ModelOption = typer.Option(None, "--model", "-m", help="Model directory or name 
 VariantOption = typer.Option(None, "--variant", help="fp32, avx2, avx512_vnni or arm64 (default: chosen for this CPU).")
 
 
-def _gather(passages: list[str], file: Optional[str], records: Optional[str]) -> list[Passage]:
-    gathered = [Passage(i, p) for i, p in enumerate(passages)]
-    if file:
-        gathered += passages_from_lines(file)
-    if records:
-        gathered += passages_from_records(records)
-    if not passages and not file and not records and not sys.stdin.isatty():
-        gathered += passages_from_lines("-")
-    return gathered
+# JSON allows these raw inside strings, but line readers (str.splitlines, JavaScript) break there.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 def _print_table(rows: list[dict], width: int) -> None:
-    id_width = max([2] + [len(str(r["id"])) for r in rows])
+    ids = [inert(str(r["id"])) for r in rows]
+    id_width = max([2] + [len(i) for i in ids])
     text_width = max(20, width - id_width - 20)
     typer.echo(f"{'rank':>4}  {'score':>10}  {'id':<{id_width}}  passage")
-    for r in rows:
-        text = " ".join(r["text"].split())
+    for r, shown_id in zip(rows, ids):
+        text = inert(" ".join(r["text"].split()))
         if len(text) > text_width:
             text = text[: text_width - 1] + "…"
-        typer.echo(f"{r['rank']:>4}  {r['score']:>10.4f}  {str(r['id']):<{id_width}}  {text}")
+        typer.echo(f"{r['rank']:>4}  {r['score']:>10.4f}  {shown_id:<{id_width}}  {text}")
 
 
 @app.command()
@@ -78,7 +76,7 @@ def score(
     from .reranker import Reranker
     from .scoring import best_first
 
-    gathered = _gather(passages or [], file, records)
+    gathered = gather(passages or [], file, records, stdin_is_terminal=sys.stdin.isatty())
     if not gathered:
         raise InputError("no passages given: pass them as arguments, with --file or --records, or on stdin")
     reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads, memory_budget=memory_budget,
@@ -92,10 +90,10 @@ def score(
     if as_json or as_jsonl:
         public = [{k: v for k, v in r.items() if k != "text" or with_text} for r in rows]
         if as_json:
-            typer.echo(json.dumps(public, ensure_ascii=False))
+            typer.echo(_json(public))
         else:
             for r in public:
-                typer.echo(json.dumps(r, ensure_ascii=False))
+                typer.echo(_json(r))
     else:
         _print_table(rows, shutil.get_terminal_size((100, 20)).columns)
 
@@ -123,36 +121,60 @@ def info(model: Optional[str] = ModelOption, variant: Optional[str] = VariantOpt
     typer.echo(f"model: {found.name} ({found.family}) at {found.model_dir}")
     typer.echo(f"variants: {', '.join(found.variants)}")
     typer.echo(f"chosen: {found.variant}: {found.variant_reason}")
+    from .upstream import describe as describe_pull
+
+    for line in describe_pull(found.manifest, found.variant):
+        typer.echo(line)
 
 
 @app.command(name="list")
 def list_models() -> None:
     """List the models pinned in models.lock and whether each is in the local store."""
     from .registry import load_lock
-    from .store import store_dir
+    from .store import store_dir, sweep_leftovers
 
     entries = load_lock()
+    sweep_leftovers()  # folders of pulls killed mid-way
     for name, entry in sorted(entries.items()):
-        if entry.artifacts.get("bundled"):
+        if entry.artifacts.bundled:
             where = "bundled (the default)"
         elif (store_dir() / name / "manifest.json").is_file():
             where = "installed"
         else:
-            where = "pullable" if entry.artifacts.get("url") else "export locally"
+            upstream = entry.pull and entry.pull.get("onnx") is not False
+            where = "pullable" if entry.artifacts.url or upstream else "export locally"
         typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
 
 
 @app.command()
 def pull(
-    name: str = typer.Argument(..., help="Model name from `rerank-onnx list`."),
+    name: str = typer.Argument(..., help="Model name from `rerank-onnx list`, or its upstream id."),
     offline: bool = typer.Option(False, "--offline", help="Never touch the network (also HF_HUB_OFFLINE=1)."),
     force: bool = typer.Option(False, "--force", help="Download again even if installed."),
+    no_validate: bool = typer.Option(False, "--no-validate", help="Upstream graphs: skip the fp32 download and the on-device check (recorded)."),
+    variant: Optional[str] = VariantOption,
+    graph: Optional[str] = typer.Option(None, "--graph", help="Upstream graphs: use this int8 file (e.g. onnx/model_int8.onnx)."),
 ) -> None:
-    """Download an exported model directory, verify every sha256, and install it atomically."""
+    """Download a model (an exported directory, or upstream's own ONNX graphs), verify every sha256, install it atomically."""
     from .pull import pull_model
 
-    directory = pull_model(name, offline=offline, force=force)
+    options = {"validate": not no_validate, "variant": variant, "graph": graph, "say": lambda m: typer.echo(m, err=True)}
+    directory = pull_model(name, offline=offline, force=force, **options)
     typer.echo(f"{name}: ready at {directory}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def export(ctx: typer.Context) -> None:
+    """Export a checkpoint (a models.lock name or a folder) to a model directory; needs the export extra."""
+    from .export_command import export_main
+
+    raise typer.Exit(export_main(list(ctx.args)))
+
+
+# `batch` is a room of its own (reranker_onnx/batch); its extras are imported only when it runs.
+from .batch.command import batch as _batch  # noqa: E402
+
+app.command(name="batch")(_batch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,10 @@ with the tokenizer's own template and truncates ``longest_first`` at ``max_lengt
 longer than its share (half of what the template leaves), that removes passage tokens only; a longer
 query is cut too, to its share, as the reference does, and we warn, since the ranking then sees only
 part of the question. Using the same Rust truncation keeps the ids identical, not merely similar.
+
+Texts are cut before tokenizing (``cut_to_tokens``), where the cut provably keeps every token the
+pair can hold, so neither a 10,000-word query nor a 20 MB passage costs more than a long pair does;
+``tests/test_fuzz.py`` checks the ids against the uncut texts' on every family's tokenizer.
 """
 
 from __future__ import annotations
@@ -18,11 +22,61 @@ from tokenizers import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
 
-# A passage longer than this many characters per kept token is cut before tokenizing, so a 5 MB
-# passage costs what a long one does. The cut is used only when it still yields this many tokens
-# beyond max_length: pre-tokenization is local, so the kept tokens are then the full text's.
+# Memory is bounded by the token budget, whatever the input: no text longer than this many characters
+# per token the model can keep is ever given to the tokenizer (real text has 2-6; the tokenizer's
+# memory is about 60 bytes per character). See ``cut_to_tokens`` for why the cut is exact.
 CHARS_PER_TOKEN_CAP = 64
-SPARE_TOKENS = 64
+SPACE = " "  # every family's pre-tokenizer splits here (whitespace, Metaspace, byte-level)
+
+
+def char_cap(max_tokens: int) -> int:
+    """The most characters of one text that are tokenized when at most ``max_tokens`` can be kept."""
+    return max_tokens * CHARS_PER_TOKEN_CAP
+
+
+@dataclass(frozen=True)
+class Cut:
+    text: str  # a prefix of the input
+    tokens: int  # tokens (no special tokens) of the whole input, or of its first char_cap characters if longer
+    exact: bool  # ``text`` tokenizes to the input's first ``max_tokens`` tokens (or to all of them)
+
+
+def cut_to_tokens(tokenizer: Tokenizer, text: str, max_tokens: int) -> Cut:
+    """A short prefix of ``text`` whose tokens begin with the whole text's first ``max_tokens``.
+
+    ``tokenizer`` must not truncate. Tokenizers normalize and pre-tokenize locally, and every family
+    ends a word where a space follows a non-blank character; so the tokens of a prefix cut there are
+    the first tokens of the whole text, and cutting after the ``max_tokens``-th token changes no score
+    (the cut is also checked against the tokens it must keep). Only the first :func:`char_cap`
+    characters are ever tokenized; when they hold fewer than ``max_tokens`` tokens (one enormous
+    word, megabytes of blanks) the cut is not ``exact``: the model sees only them, and callers warn.
+    """
+    cap = char_cap(max_tokens)
+    whole = len(text) <= cap
+    if whole:
+        head = text
+    else:
+        k = _word_end(text, 0, cap + 1, last=True)
+        head = text[: k if k > 0 else cap]
+    exact_head = whole or _word_end(text, len(head), len(head) + 1, last=False) == len(head)
+    encoding = tokenizer.encode(head, add_special_tokens=False)  # at most 64 × max_tokens characters
+    n = len(encoding.ids)
+    if n <= max_tokens:
+        return Cut(head, n, exact=whole)
+    k = _word_end(head, encoding.offsets[max_tokens - 1][1], len(head), last=False)
+    if k > 0:
+        short = head[:k]
+        if tokenizer.encode(short, add_special_tokens=False).ids[:max_tokens] == encoding.ids[:max_tokens]:
+            return Cut(short, n, exact=exact_head)
+    return Cut(head, n, exact=exact_head)
+
+
+def _word_end(text: str, start: int, stop: int, *, last: bool) -> int:
+    """The first (or ``last``) index k in [start, stop) where a space follows a non-blank; -1 if none."""
+    k = text.rfind(SPACE, start, stop) if last else text.find(SPACE, start, stop)
+    while k >= 0 and (k == 0 or text[k - 1].isspace()):
+        k = text.rfind(SPACE, start, k) if last else text.find(SPACE, k + 1, stop)
+    return k
 
 
 @dataclass(frozen=True)
@@ -37,15 +91,25 @@ class EncodedPairs:
 
 
 class PairEncoder:
-    """Encodes pairs with the model's tokenizer, its pair template and longest-first truncation."""
+    """Encodes pairs with the model's tokenizer, its pair template and longest-first truncation.
+
+    Before pairing, a query is cut once to the most tokens it can keep in any pair (all of
+    ``max_length`` but the template's, when the passage is empty), and a passage longer than
+    :func:`char_cap` characters likewise; both cuts are exact (see :func:`cut_to_tokens`), so a
+    10,000-word query costs what a 500-token one does, and memory stays bounded for any passage.
+    """
 
     def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
         tokenizer.no_padding()  # padding is per batch, after sorting by length
+        self.plain = Tokenizer.from_str(tokenizer.to_str())  # counts and cuts single texts: no truncation
+        self.plain.no_truncation()
         tokenizer.enable_truncation(max_length, strategy="longest_first")
         self.tokenizer = tokenizer
         self.max_length = max_length
         processor = tokenizer.post_processor
         specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+        self.min_length = specials + 2  # the template and one token of each text
+        self.text_tokens = max(1, max_length - specials)  # the most one side of a pair can keep
         self.query_share = (max_length - specials) // 2
         self.pad_id = self._pad_id()
 
@@ -59,21 +123,72 @@ class PairEncoder:
                 return token_id
         return 0  # the attention mask hides padding, so any id in range is correct
 
-    def _shorten(self, passage: str) -> str:
-        cap = self.max_length * CHARS_PER_TOKEN_CAP
-        if len(passage) <= cap:
-            return passage
-        head = passage[:cap]
-        tokens = self.tokenizer.encode(head, add_special_tokens=False)
-        # Truncation is on, so ask for the untruncated length through overflowing pieces.
-        total = len(tokens.ids) + sum(len(o.ids) for o in tokens.overflowing)
-        return head if total >= self.max_length + SPARE_TOKENS else passage
+    def cut(self, text: str) -> Cut:
+        """``text`` cut once to what any pair can keep of it (exact unless it is pathological)."""
+        return cut_to_tokens(self.plain, text, self.text_tokens)
+
+    def fit_passage(self, passage: str) -> tuple[str, int]:
+        """A passage longer than :func:`char_cap` characters, cut (shorter ones are never touched),
+        and the fewest tokens the whole passage has (0: not counted)."""
+        if len(passage) <= char_cap(self.text_tokens):
+            return passage, 0
+        cut = self.cut(passage)
+        if not cut.exact and cut.tokens < self.text_tokens:
+            log.warning(
+                "a passage of %d characters holds only %d tokens in its first %d; it is scored on those",
+                len(passage), cut.tokens, len(cut.text),
+            )
+        return cut.text, cut.tokens
 
     def query_tokens(self, query: str) -> int:
-        encoding = self.tokenizer.encode(query, add_special_tokens=False)
-        return len(encoding.ids) + sum(len(o.ids) for o in encoding.overflowing)
+        """Tokens of ``query`` without special tokens (at most :func:`char_cap` characters are read)."""
+        return self.cut(query).tokens
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
-        batch = [(q, self._shorten(p)) for q, p in pairs]
-        encodings: list[Encoding] = self.tokenizer.encode_batch(batch)
-        return EncodedPairs(ids=[e.ids for e in encodings], type_ids=[e.type_ids for e in encodings])
+        """Token ids of pairs, as the reference's truncation gives them, from texts cut first.
+
+        A query within its share is not cut (unless its first :func:`char_cap` characters hold no
+        more tokens than that: then it is scored on those) and pairs go through the tokenizer's own
+        truncation.
+        A longer query is cut once; its pairs are truncated here by the same rule on the texts' whole
+        token counts, since which side of a pair is longer decides who keeps the odd token.
+        """
+        cuts = {q: self.cut(q) for q in dict.fromkeys(q for q, _ in pairs)}
+        fitted = [self.fit_passage(p) for _, p in pairs]
+        ids: list[list[int]] = [[] for _ in pairs]
+        type_ids: list[list[int]] = [[] for _ in pairs]
+        short = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens <= self.query_share]
+        encodings: list[Encoding] = self.tokenizer.encode_batch([(cuts[pairs[i][0]].text, fitted[i][0]) for i in short])
+        for i, e in zip(short, encodings):
+            ids[i], type_ids[i] = e.ids, e.type_ids
+        long = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens > self.query_share]
+        queries = {q: self.plain.encode(cuts[q].text, add_special_tokens=False) for q in {pairs[i][0] for i in long}}
+        for start in range(0, len(long), LONG_QUERY_ROWS):  # passages untruncated: few at a time
+            rows = long[start : start + LONG_QUERY_ROWS]
+            passages = self.plain.encode_batch([fitted[i][0] for i in rows], add_special_tokens=False)
+            for i, passage in zip(rows, passages):
+                query = pairs[i][0]
+                keep_q, keep_p = longest_first(cuts[query].tokens, max(len(passage.ids), fitted[i][1]), self.text_tokens)
+                q = Encoding.merge([queries[query]])  # a copy: truncate changes it in place
+                q.truncate(keep_q)
+                passage.truncate(keep_p)
+                e = self.plain.post_process(q, passage, add_special_tokens=True)
+                ids[i], type_ids[i] = e.ids, e.type_ids
+        return EncodedPairs(ids=ids, type_ids=type_ids)
+
+
+LONG_QUERY_ROWS = 32  # passages tokenized at once beside a long query, whole: bounds their memory
+
+
+def longest_first(n1: int, n2: int, room: int) -> tuple[int, int]:
+    """Tokens kept of two texts of ``n1`` and ``n2`` tokens sharing ``room``, by the rule of the
+    tokenizers library's ``longest_first`` truncation: the shorter keeps all it can, and when both
+    are long they split the room, the longer one (the second on a tie) taking the odd token."""
+    swap = n1 > n2
+    short, long = (n2, n1) if swap else (n1, n2)
+    long = short if short > room else max(short, room - short)
+    if short + long > room:
+        short = room // 2
+        long = short + room % 2
+    kept = (long, short) if swap else (short, long)
+    return min(n1, kept[0]), min(n2, kept[1])

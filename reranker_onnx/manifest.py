@@ -44,9 +44,20 @@ class Quantization:
     reduce_range: bool = False
     quantize_embeddings: bool = False
     excluded_nodes: tuple[str, ...] = ()  # kept fp32: the head by rule, sensitive nodes by measure
-    mode: str = "dynamic"
+    mode: str = "dynamic"  # activation scales: "dynamic" (per batch tensor) or "static" (fixed at export)
     why: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys of a newer export, kept as read
+
+    @property
+    def batch_independent(self) -> bool:
+        """Measured at export: a pair's score is the same whatever its batch-mates, within
+        ``batch_spread`` (the largest |Δ logit| seen across batch compositions). Only then may a
+        server merge requests into one batch. Older exports (dynamic scales) do not say so."""
+        return self.extra.get("batch_independent") is True
+
+    @property
+    def batch_spread(self) -> float | None:
+        return self.extra.get("batch_spread")
 
     @property
     def saturates_without_vnni(self) -> bool:
@@ -123,11 +134,15 @@ def read_manifest(directory: Path) -> Manifest:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ManifestError(f"{path} is not valid JSON ({exc}); re-export or re-pull the model") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path} is not a JSON object; re-export or re-pull the model")
     version = _require(data, "format_version", int, path)
+    if isinstance(version, bool) or version < 1:
+        raise ManifestError(f"{path}: format_version {version!r} is not a manifest format; re-export the model")
     if version > FORMAT_VERSION:
         raise ManifestError(
             f"{path} has manifest format {version}, newer than the {FORMAT_VERSION} this runtime reads: "
@@ -136,34 +151,51 @@ def read_manifest(directory: Path) -> Manifest:
     activation = _require(data, "activation", str, path)
     if activation not in ACTIVATIONS:
         raise ManifestError(f"{path}: activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
-    files = {
-        name: FileEntry(sha256=str(e["sha256"]), size=int(e["size"]))
-        for name, e in _require(data, "files", dict, path).items()
-    }
-    variants = {
-        name: Variant(v["file"], Quantization.from_dict(v.get("quantization", {})), v.get("fidelity", {}))
-        for name, v in _require(data, "variants", dict, path).items()
-    }
+    try:
+        files = {name: _file_entry(e) for name, e in _require(data, "files", dict, path).items()}
+        variants = {name: _variant(v) for name, v in _require(data, "variants", dict, path).items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise ManifestError(f"{path}: a file or variant entry is malformed; re-export or re-pull the model") from None
     tokenizer = _require(data, "tokenizer", str, path)
     for name, variant in variants.items():
         if variant.file not in files:
             raise ManifestError(f"{path}: variant {name!r} names {variant.file}, which has no hash entry")
     if tokenizer not in files:
         raise ManifestError(f"{path}: the tokenizer {tokenizer} has no hash entry")
+    inputs = tuple(_require(data, "inputs", list, path))
+    max_length = _require(data, "max_length", int, path)
+    if not all(isinstance(i, str) for i in inputs) or isinstance(max_length, bool) or max_length < 2:
+        raise ManifestError(f"{path}: inputs must be names and max_length an integer of at least 2")
+    output, export = data.get("output", "logits"), data.get("export", {})
+    if not isinstance(output, str) or not isinstance(export, dict):
+        raise ManifestError(f"{path}: output must be a name and export an object")
     return Manifest(
         name=_require(data, "name", str, path),
         family=_require(data, "family", str, path),
         source=_require(data, "source", dict, path),
-        inputs=tuple(_require(data, "inputs", list, path)),
-        max_length=_require(data, "max_length", int, path),
+        inputs=inputs,
+        max_length=max_length,
         activation=activation,  # type: ignore[arg-type]
         tokenizer=tokenizer,
         files=files,
         variants=variants,
-        output=data.get("output", "logits"),
-        export=data.get("export", {}),
+        output=output,
+        export=export,
         format_version=version,
     )
+
+
+def _file_entry(e: Any) -> FileEntry:
+    if not isinstance(e["sha256"], str) or type(e["size"]) is not int or e["size"] < 0:
+        raise ValueError("sha256 must be a string and size a non-negative integer")
+    return FileEntry(sha256=e["sha256"], size=e["size"])
+
+
+def _variant(v: Any) -> Variant:
+    quantization, fidelity = v.get("quantization", {}), v.get("fidelity", {})
+    if not isinstance(v["file"], str) or not isinstance(quantization, dict) or not isinstance(fidelity, dict):
+        raise TypeError("a variant names its file and has object quantization and fidelity")
+    return Variant(file=v["file"], quantization=Quantization.from_dict(quantization), fidelity=fidelity)
 
 
 def file_entry(path: Path) -> FileEntry:

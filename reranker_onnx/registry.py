@@ -9,14 +9,62 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, ModelNotFoundError
+from .manifest import FileEntry
 
 LOCK_NAME = "models.lock"
 LOCK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the export runs for a model; the export's flags override it. These defaults are the only ones."""
+
+    languages: tuple[str, ...] = ("en", "ja")  # validation text
+    quantize_embeddings: bool | None = None  # None: measure with and without, keep the better
+    opset: int = 17
+    note: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        return cls(**{**data, "languages": tuple(data.get("languages", cls.languages))})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "languages": list(self.languages)}
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What an export published: where (a URL, or a folder inside the package) and each file's hash."""
+
+    url: str | None = None
+    bundled: str | None = None  # path of a model shipped inside the package
+    files: dict[str, FileEntry] = field(default_factory=dict)  # every file, manifest.json included
+    fidelity: dict[str, Any] = field(default_factory=dict)  # per variant, as measured at export
+    tools: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Artifacts:
+        files = {rel: FileEntry(str(e["sha256"]), int(e["size"])) for rel, e in data.get("files", {}).items()}
+        return cls(**{**data, "files": files})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+@dataclass(frozen=True)
+class UpstreamPin:
+    """The sha256 (and size, where known) a public source gives for one upstream file: the fetch checks it."""
+
+    sha256: str
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, **({"size": self.size} if self.size is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -28,10 +76,26 @@ class LockEntry:
     family: str
     max_length: int
     activation: str
-    recipe: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)  # {"url": ..., "files": {name: {sha256, size}}, ...}
+    recipe: Recipe | None = None  # None for a model trained here
+    artifacts: Artifacts = field(default_factory=Artifacts)
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
+    pull: dict[str, Any] = field(default_factory=dict)  # upstream ONNX: {"revision", "files", "languages"} (upstream.py)
+    upstream_files: dict[str, UpstreamPin] = field(default_factory=dict)  # at ``revision``
+    upstream_files_source: str = ""  # where the pins come from
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in ("repo", "revision", "license", "family", "max_length", "activation", "notes")}
+        if self.recipe is not None:
+            data["recipe"] = self.recipe.to_dict()
+        if self.provenance:
+            data["provenance"] = self.provenance
+        if self.pull:
+            data["pull"] = self.pull
+        if self.upstream_files:
+            data["upstream_files"] = {f: pin.to_dict() for f, pin in self.upstream_files.items()}
+            data["upstream_files_source"] = self.upstream_files_source
+        return {**data, "artifacts": self.artifacts.to_dict()}
 
 
 def lock_path() -> Path:
@@ -47,29 +111,71 @@ def lock_path() -> Path:
     raise ManifestError(f"{LOCK_NAME} not found beside the package; reinstall reranker-onnx")
 
 
-def parse_lock(data: dict[str, Any]) -> dict[str, LockEntry]:
-    if data.get("lock_version") != LOCK_VERSION:
-        raise ManifestError(f"{LOCK_NAME}: lock_version {data.get('lock_version')!r} is not {LOCK_VERSION}")
+def parse_lock(data: Any, where: str = LOCK_NAME) -> dict[str, LockEntry]:
+    """Entries of a parsed lock; anything malformed is one ManifestError naming ``where``."""
+    if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
+        version = data.get("lock_version") if isinstance(data, dict) else None
+        raise ManifestError(f"{where}: lock_version {version!r} is not {LOCK_VERSION}")
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ManifestError(f'{where}: "models" must be an object of model entries')
     entries = {}
-    for name, e in data.get("models", {}).items():
-        entries[name] = LockEntry(
-            name=name,
-            repo=e.get("repo"),
-            revision=e.get("revision"),
-            license=e["license"],
-            family=e["family"],
-            max_length=int(e["max_length"]),
-            activation=e["activation"],
-            recipe=e.get("recipe", {}),
-            artifacts=e.get("artifacts", {}),
-            notes=e.get("notes", ""),
-            provenance=e.get("provenance", {}),
-        )
+    for name, e in models.items():
+        try:
+            entries[name] = LockEntry(
+                name=name,
+                repo=e.get("repo"),
+                revision=e.get("revision"),
+                license=e["license"],
+                family=e["family"],
+                max_length=int(e["max_length"]),
+                activation=e["activation"],
+                recipe=Recipe.from_dict(e["recipe"]) if "recipe" in e else None,
+                artifacts=Artifacts.from_dict(e.get("artifacts", {})),
+                notes=e.get("notes", ""),
+                provenance=e.get("provenance", {}),
+                pull=e.get("pull") or {},
+                upstream_files={f: UpstreamPin(str(p["sha256"]), p.get("size"))
+                                for f, p in e.get("upstream_files", {}).items()},
+                upstream_files_source=e.get("upstream_files_source", ""),
+            )
+        except KeyError as exc:
+            raise ManifestError(f"{where}: model {name!r} lacks the field {exc}") from None
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            raise ManifestError(f"{where}: model {name!r} has a malformed entry") from None
+        _check_entry(entries[name], where)
     return entries
 
 
+def _check_entry(entry: LockEntry, where: str) -> None:
+    bad = f"{where}: model {entry.name!r}"
+    if not all(isinstance(v, str) for v in (entry.license, entry.family, entry.activation, entry.notes)):
+        raise ManifestError(f"{bad}: license, family, activation and notes must be strings")
+    if not all(v is None or isinstance(v, str) for v in (entry.repo, entry.revision, entry.artifacts.url,
+                                                          entry.artifacts.bundled)):
+        raise ManifestError(f"{bad}: repo, revision, url and bundled must be strings")
+    if not all(isinstance(f.sha256, str) and f.size >= 0 for f in entry.artifacts.files.values()):
+        raise ManifestError(f'{bad}: every file in "artifacts" needs a "sha256" string and a "size" integer')
+
+
+def dump_lock(entries: dict[str, LockEntry]) -> str:
+    """The lock's text for ``entries``: the one writer of its format (export/lockfile.py writes it to disk)."""
+    data = {"lock_version": LOCK_VERSION, "models": {name: e.to_dict() for name, e in entries.items()}}
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def load_lock(path: Path | None = None) -> dict[str, LockEntry]:
-    return parse_lock(json.loads(Path(path or lock_path()).read_text(encoding="utf-8")))
+    """Read the lock at ``path`` (default :func:`lock_path`); a bad file is one ManifestError."""
+    path = Path(path or lock_path())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no such models.lock (check RERANKER_ONNX_LOCK)") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read it ({exc.strerror or exc}); check RERANKER_ONNX_LOCK") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ManifestError(f"{path} is not valid JSON ({type(exc).__name__}); check RERANKER_ONNX_LOCK") from None
+    return parse_lock(data, str(path))
 
 
 def lookup(name: str, path: Path | None = None) -> LockEntry:

@@ -20,11 +20,12 @@ from tokenizers import Tokenizer
 
 from . import cpu, memory
 from .encoding import CHARS_PER_TOKEN_CAP
-from .errors import InputError, ManifestError
+from .errors import InputError, ManifestError, RerankerError
+from .inputs import is_blank
 from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest
-from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first, load_session, session_options
+from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first
 from .store import resolve_model
-from .threads import default_threads
+from .threads import default_threads, resolve_threads
 from .windows import DEFAULT_MAX_WINDOWS, Windower
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ def _check_text(value: object, what: str) -> str:
             "decode your input as UTF-8 first"
         ) from None
     return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _check_passages(passages: object) -> list[str]:
@@ -132,7 +137,7 @@ class Reranker:
     ``token_budget`` (rows × padded length per batch) bounds memory: 2048 tokens by default, or the
     model's max_length if larger. ``session_config`` adds onnxruntime session config entries (experts
     only); idle intra-op threads sleep unless it sets ``session.intra_op.allow_spinning``.
-
+    
     ``memory_budget`` (bytes or "800M") caps the activation memory of a batch, estimated from the model's
     shape (reranker_onnx/memory.py); by default half of what the process may still use (MemAvailable,
     cgroup, RLIMIT_AS). A pair longer than the budget holds alone is cut to fit (``too_long="cut"``, with a
@@ -163,9 +168,7 @@ class Reranker:
         manifest = info.manifest
         if max_length is not None and not 2 <= max_length <= manifest.max_length:
             raise InputError(f"max_length must be between 2 and {manifest.max_length} for this model")
-        if threads is not None and threads < 1:
-            raise InputError("threads must be at least 1")
-        self._info = info = replace(info, max_length=max_length or info.max_length, threads=threads or info.threads)
+        self._info = info = replace(info, max_length=max_length or info.max_length, threads=resolve_threads(threads))
         plan = _memory_plan(manifest, memory_budget, too_long, info.max_length)
         if plan is not None and plan.longest < info.max_length and too_long == "cut":
             log.warning("memory budget %s fits pairs of at most %d tokens: longer pairs are cut to that "
@@ -176,16 +179,25 @@ class Reranker:
         batching = Batching.for_length(info.max_length, token_budget, max_rows,
                                        rows_for=plan.rows_for if plan is not None else None)
 
-        cache = VerifiedFiles()
-        source = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
-        tokenizer = (Tokenizer.from_file(str(source)) if isinstance(source, Path)
-                     else Tokenizer.from_str(source.decode("utf-8")))
+        cache = VerifiedFiles()  # each file is hash-checked, or vouched for by the cache, before it is used
+        tokenizer = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
         graph = load_verified(info.model_dir, info.graph, manifest.files[info.graph], cache)
-        options = session_options(info.threads, info.exact_int8, session_config)
-        windower = _windower(tokenizer, info.max_length, windows, window, stride, max_windows)
-        self._scorer = Scorer(tokenizer, load_session(graph, options), max_length=info.max_length,
-                              activation=manifest.activation, output=manifest.output, batching=batching,
-                              windower=windower, refuse_over=plan.longest if plan and too_long == "refuse" else None)
+        try:
+            self._scorer = Scorer.from_files(
+                graph, tokenizer, max_length=info.max_length, activation=manifest.activation, output=manifest.output,
+                threads=info.threads, exact_int8=info.exact_int8, session_config=session_config, batching=batching,
+                refuse_over=plan.longest if plan is not None and too_long == "refuse" else None)
+        except RerankerError:
+            raise
+        except Exception as exc:  # onnxruntime's and tokenizers' load errors derive from Exception directly
+            files = f"{info.graph} or {manifest.tokenizer}"
+            raise ManifestError(f"{files} matches its hash but cannot be loaded ({_first_line(exc)}); "
+                                "re-export the model") from None
+        if info.max_length < self._scorer.encoder.min_length:  # else pairs would hold the template and no text
+            raise InputError(f"max_length must be between {self._scorer.encoder.min_length} and "
+                             f"{manifest.max_length} for this model")
+        self._scorer.windower = _windower(self._scorer.encoder.tokenizer, info.max_length, windows, window, stride,
+                                          max_windows)
         if set(self._scorer.input_names) != set(manifest.inputs):
             raise ManifestError(f"{info.graph} takes inputs {list(self._scorer.input_names)}, the manifest says "
                                 f"{list(manifest.inputs)}; re-export the model")
@@ -212,21 +224,35 @@ class Reranker:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError(f"pair {i} must be a (query, passage) tuple")
             checked.append((_check_text(pair[0], f"query of pair {i}"), _check_text(pair[1], f"passage of pair {i}")))
+        seen: set[str] = set()
+        for i, (query, _) in enumerate(checked):
+            if query not in seen:
+                seen.add(self._check_query(query, f"the query of pair {i}"))
         return self._scorer.scores(checked)
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Scores of one query against passages, in the passages' order."""
-        query = _check_text(query, "query")
-        if not query.strip():
-            raise InputError("the query is empty: give a non-empty query")
+        query = self._check_query(_check_text(query, "query"), "the query")
         texts = _check_passages(passages)
-        encoder = self._scorer.encoder
-        if encoder.query_tokens(query) > encoder.query_share:
-            log.warning(
-                "the query has more than %d tokens and is cut to share max_length=%d with each passage",
-                encoder.query_share, encoder.max_length,
-            )
         return self._scorer.scores([(query, p) for p in texts])
+
+    def _check_query(self, query: str, what: str) -> str:
+        """One rule for score, rank and predict: a query with nothing visible, or no tokens for this
+        model (only NULs, zero-width or blank characters), is refused. A long one is cut once per
+        1,024 pairs when they are encoded (encoding.py), so it costs what a 500-token one does."""
+        encoder = self._scorer.encoder
+        cut = encoder.cut(query)
+        if is_blank(query) or cut.tokens == 0:
+            raise InputError(f"{what} is empty (nothing visible, or no tokens for this model): give a non-empty query")
+        if not cut.exact and cut.tokens < encoder.text_tokens:
+            log.warning("%s holds only %d tokens in its first %d characters; it is scored on those",
+                        what, cut.tokens, len(cut.text))
+        elif cut.tokens > encoder.query_share:
+            log.warning(
+                "%s has more than %d tokens and is cut to share max_length=%d with each passage",
+                what, encoder.query_share, encoder.max_length,
+            )
+        return query
 
     def rank(
         self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False

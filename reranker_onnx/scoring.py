@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -77,12 +76,6 @@ def session_options(threads: int, exact_int8: bool = False, extra: Mapping[str, 
     return options
 
 
-def load_session(graph: bytes | str | os.PathLike[str], options: ort.SessionOptions) -> ort.InferenceSession:
-    """A CPU session of a graph given as a path or as (already verified) bytes."""
-    source = graph if isinstance(graph, bytes) else str(graph)
-    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-
-
 def best_first(scores: Sequence[float]) -> list[int]:
     """Indices of ``scores``, highest first; ties keep the input order."""
     return sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -119,24 +112,33 @@ class Scorer:
     @classmethod
     def from_files(
         cls,
-        graph: str | os.PathLike[str],
-        tokenizer: str | os.PathLike[str],
+        graph: bytes | str | os.PathLike[str],
+        tokenizer: bytes | str | os.PathLike[str],
         *,
         max_length: int,
         activation: str = "identity",
+        output: str = "logits",
         threads: int | None = None,
         exact_int8: bool = False,
         session_config: Mapping[str, str] | None = None,
         batching: Batching | None = None,
+        refuse_over: int | None = None,
     ) -> Scorer:
-        """A scorer straight from a graph and a ``tokenizer.json`` (nothing is hash-checked here)."""
+        """A scorer from a graph and a ``tokenizer.json``, each a path or its bytes (checked by the caller,
+        if at all: nothing is hashed here)."""
         options = session_options(threads or default_threads(), exact_int8, session_config)
-        return cls(Tokenizer.from_file(str(Path(tokenizer))), load_session(graph, options),
-                   max_length=max_length, activation=activation, batching=batching)
+        session = ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+        tok = (Tokenizer.from_str(tokenizer.decode("utf-8")) if isinstance(tokenizer, bytes)
+               else Tokenizer.from_file(str(tokenizer)))
+        return cls(tok, session, max_length=max_length, activation=activation, output=output, batching=batching,
+                   refuse_over=refuse_over)
 
-    @property
-    def max_length(self) -> int:
-        return self.encoder.max_length
+    def with_batching(self, batching: Batching) -> Scorer:
+        """The same session and tokenizer, batched otherwise (a bench option, a caller's memory cap)."""
+        return Scorer(self.encoder.tokenizer, self.session, max_length=self.encoder.max_length,
+                      activation=self.activation, output=self.output, batching=batching,
+                      windower=self.windower, refuse_over=self.refuse_over)
 
     # -- the steps, in order -----------------------------------------------------------------
 

@@ -7,9 +7,14 @@ every thread wait.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def _allowed_cpus() -> set[int]:
@@ -52,3 +57,22 @@ def default_threads() -> int:
     if quota is not None:
         threads = min(threads, max(1, math.ceil(quota)))
     return max(1, threads)
+
+
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on: more onnxruntime threads than these only wait on each
+    other (10,000 threads printed a score, then took 11 minutes to exit)."""
+    return max(1, len(_allowed_cpus()))
+
+
+def resolve_threads(requested: int | None) -> int:
+    """``requested`` if usable, capped at :func:`usable_cpus` with a warning; None gives the default."""
+    if requested is None:
+        return default_threads()
+    if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
+        raise InputError(f"threads must be a whole number of at least 1, got {requested!r}")
+    limit = usable_cpus()
+    if requested > limit:
+        log.warning("threads=%d is more than the %d CPUs this process may run on; using %d", requested, limit, limit)
+        return limit
+    return requested

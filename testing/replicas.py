@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="full")
     parser.add_argument("--onnx", action="store_true", help="add upstream-like onnx/ folders (facts §C)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     for name in args.names or SEEDS:
         if name not in SEEDS:
             parser.error(f"unknown seed {name!r}; seeds: {', '.join(SEEDS)}")

@@ -20,8 +20,6 @@ sys.path.insert(0, str(ROOT))  # the export stage is a top-level package of the 
 import testing.cache  # noqa: E402
 from export.versions import source_digest, tool_versions  # noqa: E402
 
-FAMILIES = ("bert", "xlm-roberta", "modernbert", "jinabert")
-
 
 TOOLS = ("torch", "transformers", "optimum-onnx", "onnxruntime", "tokenizers", "sentence-transformers")
 

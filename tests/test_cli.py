@@ -40,7 +40,7 @@ def test_json_and_jsonl_outputs(run, exported):
     assert code == 0 and len(rows) == 2 and rows[0]["rank"] == 1 and set(rows[0]) == {"id", "rank", "score"}
     code, out, _ = run("score", "q", "one", "two", "--model", model, "--jsonl", "--keep-order", "--with-text")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["id"] for r in rows] == [0, 1] and rows[1]["text"] == "two"
+    assert [r["id"] for r in rows] == [1, 2] and rows[1]["text"] == "two"  # the n-th argument is id n
 
 
 def test_passages_from_file_stdin_and_records(run, exported, tmp_path):

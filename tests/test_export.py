@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export import pipeline
+from export import pipeline, quantize, select
 from export.families import FAMILIES, ExportError, detect_family
 from export.pipeline import ExportOptions, export_model
 from reranker_onnx import cpu
 from reranker_onnx.manifest import read_manifest
-from reranker_onnx.registry import LOCK_NAME, load_lock
+from reranker_onnx.registry import LOCK_NAME, dump_lock, load_lock
 from reranker_onnx.store import sweep_partials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def _options(name="t", **kw) -> ExportOptions:
     return ExportOptions(name=name, source={"path": "test"}, gate=False, queries_per_language=2, group_size=6, **kw)
 
 
-@pytest.mark.parametrize("family", ["bert", "xlm-roberta", "modernbert", "jinabert"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_exports_all_variants_with_fidelity(exported, family):
     manifest = read_manifest(exported(family))
     assert manifest.family == family
@@ -141,6 +141,18 @@ def test_lock_schema_and_families():
         assert {"base", "data", "split", "config", "checkpoint_sha256"} <= set(entry.provenance), name
 
 
+def test_the_lock_is_written_back_as_it_reads():
+    assert dump_lock(load_lock(ROOT / LOCK_NAME)) == (ROOT / LOCK_NAME).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("locked", "message"), [({"family": "xlm-roberta"}, "models.lock says family 'xlm-roberta'"),
+                                                 ({"activation": "sigmoid"}, "models.lock says activation 'sigmoid'")])
+def test_an_export_that_disagrees_with_the_lock_writes_nothing(checkpoint, tmp_path, locked, message):
+    with pytest.raises(ExportError, match=message):
+        export_model(checkpoint("bert"), tmp_path / "exports" / "out", _options(**locked))
+    assert not (tmp_path / "exports").exists() or list((tmp_path / "exports").iterdir()) == []
+
+
 def test_reexport_gives_the_same_hashes(checkpoint, exported, tmp_path):
     again = tmp_path / "again"
     opts = ExportOptions(name="tiny-bert", source={"path": "fixture:tiny-bert"}, gate=False,
@@ -150,14 +162,14 @@ def test_reexport_gives_the_same_hashes(checkpoint, exported, tmp_path):
     assert {k: v.sha256 for k, v in first.files.items()} == {k: v.sha256 for k, v in second.files.items()}
 
 
-def _candidate(preset, ndcg: float, size: int) -> pipeline._Candidate:
-    return pipeline._Candidate(preset, embed=size < 10, keep_fp32=(), rel=f"{preset.file}.{size}", recipe={},
-                               fidelity={"ndcg_at_10": ndcg, "size": size})
+def _candidate(preset, ndcg: float, size: int) -> select.Candidate:
+    return select.Candidate(preset, embed=size < 10, keep_fp32=(), rel=f"{preset.file}.{size}", quantization=None,
+                            fidelity={"ndcg_at_10": ndcg, "size": size})
 
 
 def test_avx2_pick_prefers_the_faster_kernel_unless_uint8_ranks_clearly_better():
-    fast, slow = pipeline.q.AVX2_CANDIDATES  # 7-bit int8 (u8×s8 kernel), uint8 (u8×u8 kernel)
-    pick = pipeline._pick
+    fast, slow = quantize.AVX2_CANDIDATES  # 7-bit int8 (u8×s8 kernel), uint8 (u8×u8 kernel)
+    pick = select.pick
     # Within KERNEL_TOLERANCE: the faster kernel, and its smaller file when that ranks as well.
     chosen = pick([_candidate(fast, 0.983, 4), _candidate(fast, 0.984, 16), _candidate(slow, 0.988, 4)], gate=False)
     assert (chosen.preset, chosen.fidelity["size"]) == (fast, 4)

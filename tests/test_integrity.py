@@ -85,3 +85,12 @@ def test_verified_file_is_remembered_but_a_change_is_not(model_copy, tmp_path):
     os.utime(graph, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(IntegrityError):
         Reranker(model, variant="fp32")
+
+
+def test_a_manifest_whose_inputs_differ_from_the_graph_is_refused(model_copy):
+    model = model_copy("bert")
+    data = json.loads((model / MANIFEST_NAME).read_text(encoding="utf-8"))
+    data["inputs"] = ["input_ids", "attention_mask"]
+    (model / MANIFEST_NAME).write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ManifestError, match="takes inputs .* the manifest says"):
+        Reranker(model, variant="fp32")

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from export.debian import read_descriptions
+from export.families import FAMILIES
+from export.reference import cross_encoder_reference
 from export.validation import validation_set
 from reranker_onnx import InputError, Reranker, VariantError, cpu
 from reranker_onnx.manifest import read_manifest
+from reranker_onnx.scoring import Batching
 
-HF_FAMILIES = ("bert", "xlm-roberta", "modernbert")
+HF_FAMILIES = [name for name, f in FAMILIES.items() if f.reference is cross_encoder_reference]  # sentence-transformers' own
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +48,6 @@ def test_fp32_matches_sentence_transformers(family, checkpoint, exported, pairs)
 
 
 def test_fp32_matches_the_jinabert_reference(checkpoint, exported, pairs):
-    from export.families import FAMILIES
     from export.reference import reference_scores
 
     ref = reference_scores(checkpoint("jinabert"), FAMILIES["jinabert"], pairs, 512)
@@ -74,13 +76,25 @@ def test_auto_variant_on_this_host_keeps_the_ranking(minilm_model, texts):
     assert agreement["ndcg_at_10"] >= 0.98 and agreement["spearman"] >= 0.95, agreement
 
 
+def test_a_scorer_from_files_scores_like_the_reranker(exported, pairs):
+    from reranker_onnx.scoring import Scorer
+
+    model = exported("xlm-roberta")
+    manifest = read_manifest(model)
+    scorer = Scorer.from_files(model / manifest.variants["fp32"].file, model / manifest.tokenizer,
+                               max_length=manifest.max_length, activation=manifest.activation)
+    assert scorer.scores(pairs) == Reranker(model, variant="fp32").predict(pairs)
+
+
 def test_batching_never_changes_scores_or_order(exported, pairs, monkeypatch):
     model = exported("bert")
     big = Reranker(model, variant="fp32").predict(pairs)
     monkeypatch.setattr("reranker_onnx.scoring.PAIRS_PER_CHUNK", 5)
     small = Reranker(model, variant="fp32", token_budget=512, max_rows=3).predict(pairs)
     one_by_one = [Reranker(model, variant="fp32").predict([p])[0] for p in pairs[:6]]
-    assert np.allclose(big, small, atol=1e-5)
+    scorer = Reranker(model, variant="fp32").scorer
+    budget_only = scorer.with_batching(Batching(token_budget=1024, max_rows=5, pad_slack=1.0)).scores(pairs)
+    assert np.allclose(big, small, atol=1e-5) and np.allclose(big, budget_only, atol=1e-5)
     assert np.allclose(big[:6], one_by_one, atol=1e-5)
 
 
