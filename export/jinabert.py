@@ -416,7 +416,7 @@ def _strict_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> di
 
 
 # Queries per attention block in the exported graph (export/blocked_attention.py). One 8,192-token pair
-# on the full-size config peaked at 591 MB (whole process) with 128, 952 MB with 256 (docs/long-context.md).
+# on the full-size config peaked at 564-574 MiB (whole process) with 128, 946-952 MiB with 256 (docs/long-context.md).
 DEFAULT_ATTENTION_BLOCK = 128
 
 
