@@ -160,7 +160,7 @@ def _architecture(config: dict, family: Family) -> dict[str, Any]:
     if not all(isinstance(config.get(k), int) for k in keys.values()):
         return {}  # the runtime then assumes a large shape
     shape: dict[str, Any] = {ours: config[theirs] for ours, theirs in keys.items()}
-    shape["attention_block"] = DEFAULT_ATTENTION_BLOCK if family.converter == "jinabert" else None
+    shape["attention_block"] = DEFAULT_ATTENTION_BLOCK if family.name == "jinabert" else None
     return shape
 
 

@@ -168,7 +168,7 @@ class Scorer:
         """Bounded chunks to encode at once: at most PAIRS_PER_CHUNK pairs and CHARS_PER_CHUNK characters
         (a pair counted up to what its encoding can keep), so 1,000 8k-token passages are not all
         tokenized at once: tokenizers' Encodings cost ~100 bytes per token."""
-        cap = self.max_length * CHARS_PER_TOKEN_CAP
+        cap = self.encoder.max_length * CHARS_PER_TOKEN_CAP
         start = 0
         while start < len(pairs):
             stop, chars = start, 0
@@ -180,7 +180,7 @@ class Scorer:
 
     def refuse_too_long(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Fail before scoring anything if a pair is longer than ``refuse_over`` tokens."""
-        if self.refuse_over is None or self.refuse_over >= self.max_length:
+        if self.refuse_over is None or self.refuse_over >= self.encoder.max_length:
             return
         for start, chunk in self.chunks(pairs):
             lengths = self.encode(chunk).lengths()
