@@ -10,7 +10,8 @@ VARIANT ?=
 QUERY ?= tool to compress and archive files
 
 .PHONY: help install install-dev demo default-model test fuzz test-batch export export-all eval bench bench-quick bench-batch \
-	bench-serve bench-soak test-arm64 clean replicas seeds-full seeds-smallest verify-seeds
+	bench-serve bench-soak test-arm64 clean replicas seeds-full seeds-smallest verify-seeds bench-long-context \
+	eval-longdoc
 
 help:
 	@echo "make demo        set up the runtime and rerank Debian package descriptions with the default model"
@@ -22,6 +23,7 @@ help:
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
 	@echo "make bench-batch rerank-onnx batch in one process and on Ray (1 and 2 actors); make test-batch"
 	@echo "make bench-serve / make bench-soak   the HTTP service under load / 10 minutes of RSS"
+	@echo "make bench-long-context / make eval-longdoc   JinaBERT to 8k tokens in bounded memory; windows vs truncation"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +112,17 @@ bench: $(VENV)/.bench
 
 bench-quick: $(VENV)/.bench
 	$(PY) -m bench --quick
+
+# JinaBERT at 512-8,192 tokens, full attention graph against query blocks: latency and peak RSS per length
+# (full-size replica, one nice'd process per point; ~15 min on a quiet 2-core host). results/bench/long_context.*
+bench-long-context: $(VENV)/.dev
+	$(PY) -m bench.long_context
+
+# Long documents: Debian man pages (apt-get download, needs apt), truncation against MaxP windows.
+MANPAGES ?= .cache/manpages
+eval-longdoc: $(VENV)/.dev
+	MANPAGES=$(MANPAGES) sh evaluation/manpages.sh
+	$(PY) -m evaluation.manpages $(MANPAGES)/text --out results/eval/manpages.json
 
 # rerank-onnx batch: pairs/s in one process and on Ray with 1 and 2 actors, peak memory per worker
 # (results/bench/batch.{md,json}; about 5 min).

@@ -44,6 +44,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .blocked_attention import BlockedAttention, expand_blocked_attention
+
 __all__ = [
     "JinaBertConfig",
     "JinaBertForSequenceClassification",
@@ -186,6 +188,15 @@ class _Embeddings(nn.Module):
         return out
 
 
+@dataclass(frozen=True)
+class _BlockedBias:
+    """What blocked attention needs instead of the full bias: (B, 1, 1, L) padding, (H, 1, 1) −slopes."""
+
+    padding: torch.Tensor
+    neg_slopes: torch.Tensor
+    block: int
+
+
 class _SelfAttention(nn.Module):
     def __init__(self, cfg: JinaBertConfig) -> None:
         super().__init__()
@@ -199,8 +210,11 @@ class _SelfAttention(nn.Module):
         # (B, L, D) -> (B, H, L, d)
         return x.view(x.size(0), x.size(1), self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | _BlockedBias) -> torch.Tensor:
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        if isinstance(bias, _BlockedBias):  # query blocks, ALiBi built per block: no (B, H, L, L) tensor
+            blocked = BlockedAttention.apply(q, k, v, bias.padding, bias.neg_slopes, bias.block)
+            return blocked.transpose(1, 2).flatten(2)
         # softmax(q k^T / sqrt(d) + bias) v, bias = ALiBi + key padding mask. SDPA (upstream's
         # attn_implementation "torch") never holds the (B, H, L, L) scores in eager mode, which at 8k tokens
         # is seconds and gigabytes; the ONNX exporter writes it out as MatMul/Add/Softmax/MatMul.
@@ -225,7 +239,7 @@ class _Attention(nn.Module):
         self.self = _SelfAttention(cfg)  # "self" because the checkpoint says attention.self.query
         self.output = _SelfOutput(cfg)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | _BlockedBias) -> torch.Tensor:
         out: torch.Tensor = self.output(self.self(x, bias), x)
         return out
 
@@ -253,7 +267,7 @@ class _Layer(nn.Module):
         self.attention = _Attention(cfg)
         self.mlp = _GegluMLP(cfg)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | _BlockedBias) -> torch.Tensor:
         out: torch.Tensor = self.mlp(self.attention(x, bias))
         return out
 
@@ -267,6 +281,8 @@ class _Encoder(nn.Module):
         # Not persistent: derived from the head count, so it is neither saved nor expected in a checkpoint.
         slopes = torch.tensor(alibi_slopes(cfg.num_attention_heads), dtype=torch.float32)
         self.register_buffer("alibi_slopes", slopes, persistent=False)  # (H,)
+        # None: full attention with a (B, H, L, L) bias (the reference); an int: query blocks of that size.
+        self.attention_block: int | None = None
 
     def attention_bias(self, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """ALiBi for the runtime length plus the key padding mask: (B, 1, 1, L) and (H, L, L) -> (B, H, L, L).
@@ -282,7 +298,14 @@ class _Encoder(nn.Module):
         return torch.addcmul(padding, neg_slopes, distance)  # (B, H, L, L)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        bias = self.attention_bias(attention_mask, x.dtype)
+        bias: torch.Tensor | _BlockedBias
+        if self.attention_block is None:
+            bias = self.attention_bias(attention_mask, x.dtype)
+        else:
+            keep = attention_mask[:, None, None, :].to(x.dtype)  # (B, 1, 1, L)
+            padding = (1.0 - keep) * torch.finfo(x.dtype).min
+            neg_slopes = -self.alibi_slopes.to(x.dtype)[:, None, None]
+            bias = _BlockedBias(padding, neg_slopes, self.attention_block)
         for layer in self.layer:
             x = layer(x, bias)
         return x  # (B, L, D)
@@ -392,11 +415,26 @@ def _strict_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> di
 # ---------------------------------------------------------------- ONNX
 
 
-def export_onnx(model: JinaBertForSequenceClassification, path: str | Path, opset: int = 17) -> Path:
+# Queries per attention block in the exported graph (export/blocked_attention.py). One 8,192-token pair
+# on the full-size config peaked at 564-574 MiB (whole process) with 128, 946-952 MiB with 256 (docs/long-context.md).
+DEFAULT_ATTENTION_BLOCK = 128
+
+
+def export_onnx(
+    model: JinaBertForSequenceClassification,
+    path: str | Path,
+    opset: int = 17,
+    attention_block: int | None = DEFAULT_ATTENTION_BLOCK,
+) -> Path:
     """Write an fp32 ONNX graph: int64 inputs input_ids, attention_mask -> ``logits`` (segment 0 inside).
 
-    Batch and sequence axes are dynamic; ALiBi is computed in the graph from the input's shape.
+    Batch and sequence axes are dynamic; ALiBi is computed in the graph from the input's shape. With
+    ``attention_block`` (the default) attention runs in a Loop over blocks of that many queries, with the
+    ALiBi bias built per block, so memory grows linearly with length; None writes full attention,
+    whose (batch × heads × L × L) tensors need gigabytes at 8k tokens.
     """
+    if attention_block is not None and attention_block < 1:
+        raise ValueError(f"attention_block must be a positive number of queries, got {attention_block}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Batch 2, length 8 and one padded key: nothing in the trace may specialise on a size of 1 or on
@@ -406,6 +444,23 @@ def export_onnx(model: JinaBertForSequenceClassification, path: str | Path, opse
     mask[1, -1] = 0
     axes = {name: {0: "batch", 1: "sequence"} for name in ONNX_INPUTS}
     axes["logits"] = {0: "batch"}
+    encoder = model.bert.encoder
+    previous, encoder.attention_block = encoder.attention_block, attention_block
+    try:
+        _trace(model, ids, mask, path, axes, opset)
+    finally:
+        encoder.attention_block = previous
+    if attention_block is not None:
+        import onnx
+
+        graph = onnx.load(str(path))
+        head_dim = model.config.hidden_size // model.config.num_attention_heads
+        onnx.save(expand_blocked_attention(graph, head_dim), str(path))
+    return path
+
+
+def _trace(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, path: Path,
+           axes: dict[str, dict[int, str]], opset: int) -> None:
     with torch.no_grad():
         # dynamo=False: the TorchScript exporter. Tried with torch 2.13: the dynamo exporter (the default)
         # also yields a dynamic graph that matches, but it needs onnxscript (not in the export extra),
@@ -422,7 +477,6 @@ def export_onnx(model: JinaBertForSequenceClassification, path: str | Path, opse
             do_constant_folding=True,
             dynamo=False,
         )
-    return path
 
 
 # ---------------------------------------------------------------- tiny checkpoint for tests

@@ -140,7 +140,8 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
         variants=variants,
         export={"tools": tool_versions(TOOLS), "gate": opts.gate,
                 "validation": {"pairs": len(vset.pairs), "queries": len(vset.groups), "languages": list(vset.languages)},
-                "fusion": {k: v for k, v in fusion.items() if not k.endswith("_s")}},
+                "fusion": {k: v for k, v in fusion.items() if not k.endswith("_s")},
+                "architecture": _architecture(config, family)},
     )
     manifest.write(root)
     report = {"family": family.name, "max_length": max_length, "fp32": fp32.fidelity, "fusion": fusion,
@@ -148,6 +149,19 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
               "sizes": {rel: e.size for rel, e in manifest.files.items()},
               "seconds": round(time.perf_counter() - started, 1)}
     return manifest, report
+
+
+def _architecture(config: dict, family: Family) -> dict[str, Any]:
+    """The shape the runtime's memory estimate needs (reranker_onnx/memory.py)."""
+    from .jinabert import DEFAULT_ATTENTION_BLOCK
+
+    keys = {"layers": "num_hidden_layers", "heads": "num_attention_heads", "hidden": "hidden_size",
+            "intermediate": "intermediate_size"}  # fmt: skip
+    if not all(isinstance(config.get(k), int) for k in keys.values()):
+        return {}  # the runtime then assumes a large shape
+    shape: dict[str, Any] = {ours: config[theirs] for ours, theirs in keys.items()}
+    shape["attention_block"] = DEFAULT_ATTENTION_BLOCK if family.name == "jinabert" else None
+    return shape
 
 
 def _try_fusion(graphs: Graphs, family: Family, config: dict, vset: ValidationSet,

@@ -8,7 +8,7 @@ spent 30-40 % of a batch's tokens on padding, and attention cost grows with the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,15 +26,20 @@ class Batch:
     token_type_ids: np.ndarray  # (n, L) int64
 
 
-def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK) -> list[np.ndarray]:
+def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK,
+                 rows_for: Callable[[int], int] | None = None) -> list[np.ndarray]:
     """Group row indices, longest first: rows × longest ≤ token_budget (at least one row), and no row
-    shorter than (1 - pad_slack) × the batch's longest."""
+    shorter than (1 - pad_slack) × the batch's longest. ``rows_for(length)`` caps the rows further
+    (the memory budget, reranker_onnx/memory.py)."""
     order = np.argsort(-lengths, kind="stable")
     batches: list[np.ndarray] = []
     start = 0
     while start < len(order):
         longest = int(lengths[order[start]])
-        limit = min(len(order), start + max(1, min(max_rows, token_budget // max(longest, 1))))
+        rows = min(max_rows, token_budget // max(longest, 1))
+        if rows_for is not None:
+            rows = min(rows, rows_for(longest))
+        limit = min(len(order), start + max(1, rows))
         floor = longest * (1.0 - pad_slack)
         end = start + 1
         while end < limit and lengths[order[end]] >= floor:
@@ -45,10 +50,11 @@ def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int, pad_slac
 
 
 def make_batches(
-    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK
+    encoded: EncodedPairs, pad_id: int, token_budget: int, max_rows: int, pad_slack: float = PAD_SLACK,
+    rows_for: Callable[[int], int] | None = None,
 ) -> Iterator[Batch]:
     lengths = encoded.lengths()
-    for rows in plan_batches(lengths, token_budget, max_rows, pad_slack):
+    for rows in plan_batches(lengths, token_budget, max_rows, pad_slack, rows_for):
         width = int(lengths[rows].max())
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -64,6 +64,11 @@ def score(
     variant: Optional[str] = VariantOption,
     max_length: Optional[int] = typer.Option(None, "--max-length", min=2, help="Lower the model's max tokens per pair."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime threads (default: physical cores)."),
+    memory_budget: Optional[str] = typer.Option(None, "--memory-budget", help="Activation memory per batch, e.g. 800M (default: half of what is free)."),
+    too_long: str = typer.Option("cut", "--too-long", help="A pair the budget cannot hold: 'cut' it to fit or 'refuse' the call."),
+    windows: bool = typer.Option(False, "--windows", help="Score long passages as overlapping windows; best window wins (MaxP)."),
+    window: Optional[int] = typer.Option(None, "--window", min=2, help="Tokens per window (default: max length)."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Passage tokens between window starts (default: half a window)."),
 ) -> None:
     """Score PASSAGES against QUERY, best first."""
     if as_json and as_jsonl:
@@ -74,7 +79,8 @@ def score(
     gathered = gather(passages or [], file, records, stdin_is_terminal=sys.stdin.isatty())
     if not gathered:
         raise InputError("no passages given: pass them as arguments, with --file or --records, or on stdin")
-    reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads)
+    reranker = Reranker(model, variant=variant, max_length=max_length, threads=threads, memory_budget=memory_budget,
+                        too_long=too_long, windows=windows, window=window, stride=stride)
     scores = reranker.score(query, [p.text for p in gathered])
     best = best_first(scores)
     ranks = {i: r for r, i in enumerate(best, start=1)}

@@ -16,13 +16,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import cpu
+from tokenizers import Tokenizer
+
+from . import cpu, memory
+from .encoding import CHARS_PER_TOKEN_CAP
 from .errors import InputError, ManifestError, RerankerError
 from .inputs import is_blank
 from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest
 from .scoring import DEFAULT_MAX_ROWS, Batching, Scorer, best_first
 from .store import resolve_model
 from .threads import default_threads, resolve_threads
+from .windows import DEFAULT_MAX_WINDOWS, Windower
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,43 @@ def _check_passages(passages: object) -> list[str]:
     return [_check_text(p, f"passage {i}") for i, p in enumerate(passages)]
 
 
+def _memory_plan(manifest: Manifest, budget: int | str | None, too_long: str,
+                 max_length: int) -> memory.MemoryPlan | None:
+    """The memory budget applied to this model (None where the free memory cannot be read)."""
+    if too_long not in ("cut", "refuse"):
+        raise InputError(f"too_long must be 'cut' or 'refuse', got {too_long!r}")
+    if isinstance(budget, str):
+        try:
+            budget = memory.parse_size(budget)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    if budget is not None and budget < 1:
+        raise InputError("memory_budget must be a positive number of bytes")
+    budget = budget if budget is not None else memory.default_budget()
+    if budget is None:
+        return None
+    return memory.MemoryPlan.build(memory.ModelShape.from_manifest(manifest.export), budget, max_length)
+
+
+def _windower(tokenizer: Tokenizer, max_length: int, on: bool, window: int | None, stride: int | None,
+              max_windows: int) -> Windower | None:
+    if not on:
+        if window is not None or stride is not None:
+            raise InputError("window and stride apply only with windows=True (--windows)")
+        return None
+    window = window or max_length
+    if not 2 <= window <= max_length:
+        raise InputError(f"window must be between 2 and max_length ({max_length}) tokens")
+    if stride is not None and stride < 1:
+        raise InputError("stride must be at least 1 token")
+    if max_windows < 1:
+        raise InputError("max_windows must be at least 1")
+    processor = tokenizer.post_processor
+    specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+    return Windower(tokenizer.to_str(), window, stride, specials, (window - specials) // 2, max_windows,
+                    CHARS_PER_TOKEN_CAP)
+
+
 class Reranker:
     """A cross-encoder reranker served by onnxruntime.
 
@@ -96,6 +137,14 @@ class Reranker:
     ``token_budget`` (rows × padded length per batch) bounds memory: 2048 tokens by default, or the
     model's max_length if larger. ``session_config`` adds onnxruntime session config entries (experts
     only); idle intra-op threads sleep unless it sets ``session.intra_op.allow_spinning``.
+    
+    ``memory_budget`` (bytes or "800M") caps the activation memory of a batch, estimated from the model's
+    shape (reranker_onnx/memory.py); by default half of what the process may still use (MemAvailable,
+    cgroup, RLIMIT_AS). A pair longer than the budget holds alone is cut to fit (``too_long="cut"``, with a
+    warning at load) or the call is refused before anything runs (``too_long="refuse"``).
+    ``windows=True`` scores a passage longer than ``window`` tokens (default max_length) as windows whose
+    starts are ``stride`` passage tokens apart (default half a window), at most ``max_windows``; the score
+    is the best window's (MaxP). A passage that fits is scored exactly as without windows.
     """
 
     def __init__(
@@ -108,13 +157,27 @@ class Reranker:
         token_budget: int | None = None,
         max_rows: int = DEFAULT_MAX_ROWS,
         session_config: dict[str, str] | None = None,
+        memory_budget: int | str | None = None,
+        too_long: str = "cut",
+        windows: bool = False,
+        window: int | None = None,
+        stride: int | None = None,
+        max_windows: int = DEFAULT_MAX_WINDOWS,
     ) -> None:
         info = describe(model, variant)
         manifest = info.manifest
         if max_length is not None and not 2 <= max_length <= manifest.max_length:
             raise InputError(f"max_length must be between 2 and {manifest.max_length} for this model")
         self._info = info = replace(info, max_length=max_length or info.max_length, threads=resolve_threads(threads))
-        batching = Batching.for_length(info.max_length, token_budget, max_rows)
+        plan = _memory_plan(manifest, memory_budget, too_long, info.max_length)
+        if plan is not None and plan.longest < info.max_length and too_long == "cut":
+            log.warning("memory budget %s fits pairs of at most %d tokens: longer pairs are cut to that "
+                        "(max_length was %d)", memory.describe(plan.budget), plan.longest, info.max_length)
+            self._info = info = replace(info, max_length=plan.longest)
+        if windows and window is not None and 2 <= window < info.max_length:
+            self._info = info = replace(info, max_length=window)  # window pairs, and passages that fit, at this length
+        batching = Batching.for_length(info.max_length, token_budget, max_rows,
+                                       rows_for=plan.rows_for if plan is not None else None)
 
         cache = VerifiedFiles()  # each file is hash-checked, or vouched for by the cache, before it is used
         tokenizer = load_verified(info.model_dir, manifest.tokenizer, manifest.files[manifest.tokenizer], cache)
@@ -122,7 +185,8 @@ class Reranker:
         try:
             self._scorer = Scorer.from_files(
                 graph, tokenizer, max_length=info.max_length, activation=manifest.activation, output=manifest.output,
-                threads=info.threads, exact_int8=info.exact_int8, session_config=session_config, batching=batching)
+                threads=info.threads, exact_int8=info.exact_int8, session_config=session_config, batching=batching,
+                refuse_over=plan.longest if plan is not None and too_long == "refuse" else None)
         except RerankerError:
             raise
         except Exception as exc:  # onnxruntime's and tokenizers' load errors derive from Exception directly
@@ -132,6 +196,8 @@ class Reranker:
         if info.max_length < self._scorer.encoder.min_length:  # else pairs would hold the template and no text
             raise InputError(f"max_length must be between {self._scorer.encoder.min_length} and "
                              f"{manifest.max_length} for this model")
+        self._scorer.windower = _windower(self._scorer.encoder.tokenizer, info.max_length, windows, window, stride,
+                                          max_windows)
         if set(self._scorer.input_names) != set(manifest.inputs):
             raise ManifestError(f"{info.graph} takes inputs {list(self._scorer.input_names)}, the manifest says "
                                 f"{list(manifest.inputs)}; re-export the model")

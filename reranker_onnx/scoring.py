@@ -9,8 +9,9 @@ so one instance is safe to share between threads (onnxruntime sessions run concu
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,15 +19,19 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .batching import PAD_SLACK, Batch, make_batches
-from .encoding import EncodedPairs, PairEncoder
+from .encoding import CHARS_PER_TOKEN_CAP, EncodedPairs, PairEncoder
 from .errors import InputError, ManifestError
 from .threads import default_threads
+from .windows import Windower, max_per_owner
+
+log = logging.getLogger(__name__)
 
 # Rows × padded length per batch: bounds activation memory. 2048 measured as fast as 4096 on 2 cores
 # (MiniLM, TinyBERT; bench/) with half the peak; a model longer than this gets its max_length instead.
 DEFAULT_TOKEN_BUDGET = 2048
 DEFAULT_MAX_ROWS = 64
 PAIRS_PER_CHUNK = 1024  # pairs encoded and length-sorted together, so memory does not grow with the input
+CHARS_PER_CHUNK = 4_000_000  # and at most this much text per chunk
 FEEDABLE = ("input_ids", "attention_mask", "token_type_ids")  # the arrays a Batch carries
 
 
@@ -38,16 +43,17 @@ class Batching:
     token_budget: int = DEFAULT_TOKEN_BUDGET
     max_rows: int = DEFAULT_MAX_ROWS
     pad_slack: float = PAD_SLACK
+    rows_for: Callable[[int], int] | None = None  # rows a padded length may have (the memory budget)
 
     @classmethod
     def for_length(cls, max_length: int, token_budget: int | None = None, max_rows: int = DEFAULT_MAX_ROWS,
-                   pad_slack: float = PAD_SLACK) -> Batching:
+                   pad_slack: float = PAD_SLACK, rows_for: Callable[[int], int] | None = None) -> Batching:
         """The default budget, raised to ``max_length`` for a long model; a budget below it is refused."""
         if token_budget is None:
             token_budget = max(DEFAULT_TOKEN_BUDGET, max_length)
         if token_budget < max_length:
             raise InputError(f"token_budget must be at least max_length ({max_length})")
-        return cls(token_budget, max_rows, pad_slack)
+        return cls(token_budget, max_rows, pad_slack, rows_for)
 
 
 def session_options(threads: int, exact_int8: bool = False, extra: Mapping[str, str] | None = None) -> ort.SessionOptions:
@@ -87,8 +93,13 @@ class Scorer:
         activation: str = "identity",
         output: str = "logits",
         batching: Batching | None = None,
+        windower: Windower | None = None,
+        refuse_over: int | None = None,
     ) -> None:
+        """``windower`` scores long passages as windows (MaxP, windows.py); ``refuse_over`` refuses a call
+        holding a pair longer than that many tokens before anything runs (the memory budget, memory.py)."""
         self.encoder = PairEncoder(tokenizer, max_length)
+        self.windower, self.refuse_over = windower, refuse_over
         self.session = session
         self.activation = activation
         self.output = output
@@ -111,6 +122,7 @@ class Scorer:
         exact_int8: bool = False,
         session_config: Mapping[str, str] | None = None,
         batching: Batching | None = None,
+        refuse_over: int | None = None,
     ) -> Scorer:
         """A scorer from a graph and a ``tokenizer.json``, each a path or its bytes (checked by the caller,
         if at all: nothing is hashed here)."""
@@ -119,12 +131,14 @@ class Scorer:
                                        providers=["CPUExecutionProvider"])
         tok = (Tokenizer.from_str(tokenizer.decode("utf-8")) if isinstance(tokenizer, bytes)
                else Tokenizer.from_file(str(tokenizer)))
-        return cls(tok, session, max_length=max_length, activation=activation, output=output, batching=batching)
+        return cls(tok, session, max_length=max_length, activation=activation, output=output, batching=batching,
+                   refuse_over=refuse_over)
 
     def with_batching(self, batching: Batching) -> Scorer:
         """The same session and tokenizer, batched otherwise (a bench option, a caller's memory cap)."""
         return Scorer(self.encoder.tokenizer, self.session, max_length=self.encoder.max_length,
-                      activation=self.activation, output=self.output, batching=batching)
+                      activation=self.activation, output=self.output, batching=batching,
+                      windower=self.windower, refuse_over=self.refuse_over)
 
     # -- the steps, in order -----------------------------------------------------------------
 
@@ -133,7 +147,7 @@ class Scorer:
 
     def batches(self, encoded: EncodedPairs) -> Iterator[Batch]:
         b = self.batching
-        return make_batches(encoded, self.encoder.pad_id, b.token_budget, b.max_rows, b.pad_slack)
+        return make_batches(encoded, self.encoder.pad_id, b.token_budget, b.max_rows, b.pad_slack, b.rows_for)
 
     def feed(self, batch: Batch) -> dict[str, np.ndarray]:
         """The arrays the graph asks for, by name (each (n, L) int64)."""
@@ -150,12 +164,49 @@ class Scorer:
 
     # -- the whole path ----------------------------------------------------------------------
 
+    def chunks(self, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[int, Sequence[tuple[str, str]]]]:
+        """Bounded chunks to encode at once: at most PAIRS_PER_CHUNK pairs and CHARS_PER_CHUNK characters
+        (a pair counted up to what its encoding can keep), so 1,000 8k-token passages are not all
+        tokenized at once: tokenizers' Encodings cost ~100 bytes per token."""
+        cap = self.encoder.max_length * CHARS_PER_TOKEN_CAP
+        start = 0
+        while start < len(pairs):
+            stop, chars = start, 0
+            while stop < len(pairs) and stop - start < PAIRS_PER_CHUNK and (stop == start or chars < CHARS_PER_CHUNK):
+                chars += min(len(pairs[stop][0]) + len(pairs[stop][1]), cap)
+                stop += 1
+            yield start, pairs[start:stop]
+            start = stop
+
+    def refuse_too_long(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Fail before scoring anything if a pair is longer than ``refuse_over`` tokens."""
+        if self.refuse_over is None or self.refuse_over >= self.encoder.max_length:
+            return
+        for start, chunk in self.chunks(pairs):
+            lengths = self.encode(chunk).lengths()
+            over = np.flatnonzero(lengths > self.refuse_over)
+            if over.size:
+                raise InputError(
+                    f"pair {start + int(over[0])} has {int(lengths[over[0]])} tokens, but the memory budget holds "
+                    f"at most {self.refuse_over} per pair: nothing was scored; raise memory_budget or use "
+                    "too_long='cut'"
+                )
+
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Raw model outputs of ``pairs`` in their order, (n,) float32, before the activation."""
+        owners, count = None, len(pairs)
+        if self.windower is not None:
+            pairs, owners, cut = self.windower.expand(list(pairs))
+            if cut:
+                log.warning("%d passages longer than %d windows were cut after the last window", cut,
+                            self.windower.max_windows)
+        self.refuse_too_long(pairs)
         logits = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(pairs), PAIRS_PER_CHUNK):
-            for batch in self.batches(self.encode(pairs[start : start + PAIRS_PER_CHUNK])):
+        for start, chunk in self.chunks(pairs):
+            for batch in self.batches(self.encode(chunk)):
                 logits[start + batch.rows] = self.run(self.feed(batch))
+        if owners is not None:
+            logits = max_per_owner(logits, owners, count)  # MaxP: a passage scores as its best window
         return logits
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:

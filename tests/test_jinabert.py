@@ -344,3 +344,53 @@ def test_twelve_heads_export_and_match(tmp_path: Path) -> None:
     args = _inputs(model.config.vocab_size, batch=2, length=600, seed=5)
     delta = np.abs(_run_onnx(session, *args) - _torch_logits(model, *args[:2])).max()
     assert delta <= 1e-4, f"max |logit difference| {delta:.2e}"
+
+
+# ---------------------------------------------------------------- blocked attention (issue 23)
+
+
+@pytest.fixture(scope="session")
+def tiny_full_session(
+    tiny_model: JinaBertForSequenceClassification, tmp_path_factory: pytest.TempPathFactory
+) -> ort.InferenceSession:
+    return _session(export_onnx(tiny_model, tmp_path_factory.mktemp("jina_full") / "model.onnx", attention_block=None))
+
+
+def test_default_export_loops_over_query_blocks(tiny_onnx: Path) -> None:
+    graph = onnx.load(str(tiny_onnx)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("Loop") == 2  # one per layer
+    assert not any(n.domain for n in graph.node), "only standard ONNX operators"
+    body = next(n for n in graph.node if n.op_type == "Loop").attribute[0].g
+    assert {"Abs", "Softmax", "MatMul"} <= {n.op_type for n in body.node}  # ALiBi built per block
+
+
+@pytest.mark.parametrize(("length", "batch"), [(1, 1), (7, 3), (128, 2), (129, 2), (1000, 2)])
+def test_blocked_graph_equals_full_attention(
+    tiny_model: JinaBertForSequenceClassification,
+    tiny_session: ort.InferenceSession,
+    tiny_full_session: ort.InferenceSession,
+    length: int,
+    batch: int,
+) -> None:
+    """Lengths below, at, one past and well past a block; padded rows too."""
+    args = _inputs(tiny_model.config.vocab_size, batch, length, seed=length + 7)
+    blocked, full = _run_onnx(tiny_session, *args), _run_onnx(tiny_full_session, *args)
+    assert np.abs(blocked - full).max() <= 1e-4
+    assert np.abs(blocked - _torch_logits(tiny_model, *args[:2])).max() <= 1e-4
+
+
+def test_eager_blocked_attention_matches_reference(tiny_model: JinaBertForSequenceClassification) -> None:
+    args = _inputs(tiny_model.config.vocab_size, batch=2, length=300, seed=11)
+    reference = _torch_logits(tiny_model, *args)
+    tiny_model.bert.encoder.attention_block = 64
+    try:
+        blocked = _torch_logits(tiny_model, *args)
+    finally:
+        tiny_model.bert.encoder.attention_block = None
+    assert np.abs(blocked - reference).max() <= 1e-5
+
+
+def test_attention_block_must_be_positive(tiny_model: JinaBertForSequenceClassification, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="attention_block must be a positive"):
+        export_onnx(tiny_model, tmp_path / "m.onnx", attention_block=0)
