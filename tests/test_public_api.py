@@ -16,13 +16,17 @@ HEAVY = ("torch", "transformers", "optimum", "typer", "click", "rich", "sentence
          "fastapi", "uvicorn", "starlette", "prometheus_client", "langchain", "langchain_core", "llama_index")
 
 
+def _printed_json(code: str):
+    """What ``code`` prints as JSON, run in a fresh interpreter (so sys.modules starts empty)."""
+    return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def test_import_pulls_nothing_heavy():
     code = (
         "import json, sys, reranker_onnx; "
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == []
+    assert _printed_json(code) == []
 
 
 def test_public_names_are_what_we_meant():
@@ -47,8 +51,7 @@ def test_rooms_have_sorted_fronts_and_import_lazily():
         "print(json.dumps([s.__all__, i.__all__, sorted(m for m in sys.modules if m.split('.')[0] in "
         f"{HEAVY!r})]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    serve_names, integration_names, heavy = json.loads(out)
+    serve_names, integration_names, heavy = _printed_json(code)
     assert serve_names == sorted(serve_names) and integration_names == sorted(integration_names)
     assert heavy == []
 
@@ -59,8 +62,7 @@ def test_the_batch_room_stays_out_of_the_core_and_its_extras_out_of_the_cli():
         "import reranker_onnx.cli, reranker_onnx.batch; "
         "print(json.dumps([core, sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'pyarrow', 'tqdm', 'pandas'))]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == [[], []]
+    assert _printed_json(code) == [[], []]
 
 
 def test_batch_names_are_what_we_meant():
@@ -79,8 +81,7 @@ def test_the_cli_loads_the_export_stage_only_when_export_runs():
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'export', 'reranker_onnx_export', 'testing'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == []
+    assert _printed_json(code) == []
 
 
 def test_a_runtime_only_install_is_told_which_extra_to_install():
