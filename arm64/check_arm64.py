@@ -231,7 +231,8 @@ def check_pull(name: str) -> list[Check]:
     checks = [
         Check(f"pull {name} from the stand-in", True, f"{time.monotonic() - started:.0f} s, huggingface_hub "
               f"{huggingface_hub.__version__}, {manifest.source.get('repo')}@{str(manifest.source.get('revision'))[:12]}"),
-        Check("pulled graph read and chosen for arm64", arm is not None and bool(arm.quantization.get("read_from_graph")),
+        Check("pulled graph read and chosen for arm64", arm is not None and arm.quantization is not None
+              and bool(arm.quantization.extra.get("read_from_graph")),
               f"{arm.file if arm else 'no arm64 variant'}: {pulled.get('graphs_read')}"),
         Check("validated on the board against upstream fp32", "ndcg_at_10" in validation,
               f"NDCG@10 {validation.get('ndcg_at_10')}, Spearman {validation.get('spearman')}, "
