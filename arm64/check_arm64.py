@@ -240,8 +240,8 @@ def check_pull(name: str) -> list[Check]:
     ]
     reranker = Reranker(name, threads=1)
     scores = reranker.score("compress files", ["gzip compresses files", "a web browser for the desktop"])
-    checks.append(Check("pulled model scores with arm64", reranker.variant == "arm64"
-                        and all(math.isfinite(x) for x in scores), f"{reranker.variant}: {scores}"))
+    checks.append(Check("pulled model scores with arm64", reranker.info.variant == "arm64"
+                        and all(math.isfinite(x) for x in scores), f"{reranker.info.variant}: {scores}"))
     return checks
 
 
