@@ -40,6 +40,7 @@ from typing import Any
 FP32_ATOL = 1e-4  # fp32 arm64 vs fp32 x86: same graph, different GEMM kernels and summation order
 BATCH_ATOL = 1e-3  # export/static_quant.BATCH_TOLERANCE: a score may not move with its batch-mates
 SPEARMAN_MIN = 0.98  # int8 (arm64 variant) vs fp32 reference: rank agreement over a model's pairs
+SPEARMAN_SLACK = 0.01  # ... or this close to the same graph's agreement on x86
 # The arm64 graph's error against fp32 on arm64 may be at most this many times its error on x86 on the
 # same pairs. Not a tight same-graph match: onnxruntime's x86 and arm64 int8 paths round differently
 # (observed: they differ by up to 0.09 on MiniLM logits while both stay ~0.1 from fp32). A broken int8
@@ -129,6 +130,7 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
     worst_arm = worst_x86 = 0.0
     all_ref: list[float] = []
     all_int8: list[float] = []
+    all_x86: list[float] = []  # the same arm64 graph run on x86, from prepare_x86.py
     for item in model["queries"]:
         query, passages, ref = item["query"], item["passages"], item["fp32"]
         got32 = fp32.score(query, passages)
@@ -155,6 +157,7 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
             checks.append(Check(f"{label} arm64 scores are finite", finite, "random weights: ranking not checked"))
         all_ref += ref
         all_int8 += got8
+        all_x86 += item["arm64_x86"]
         measured["queries"].append({"query": query, "fp32_arm64": got32, "arm64": got8, "max_abs_diff_fp32": diff,
                                     "int8_error_arm64": err_arm, "int8_error_x86": err_x86, "int8_arm64_vs_x86": same})
     first = model["queries"][0]
@@ -169,11 +172,15 @@ def check_model(model: dict[str, Any], base: Path) -> tuple[list[Check], dict[st
                         f"max |int8 - fp32| = {worst_arm:.3f} on arm64, {worst_x86:.3f} on x86"))
     # Over all the model's pairs, as the export stage measures it: with 6 passages per query, a single
     # swap already costs 0.06 of a per-query rho, so a per-query bound would demand identical orders.
-    rho = spearman(all_int8, all_ref)
-    measured["spearman"] = rho
+    # How well the graph ranks is the export gate's to judge; the lane judges the ARM path: at least
+    # SPEARMAN_MIN, or no worse than the same graph on x86 by SPEARMAN_SLACK (one swap in 18 pairs costs
+    # about 0.006).
+    rho, rho_x86 = spearman(all_int8, all_ref), spearman(all_x86, all_ref)
+    measured["spearman"], measured["spearman_x86"] = rho, rho_x86
     if model["rank_check"]:
-        checks.append(Check(f"{name}: arm64 Spearman >= {SPEARMAN_MIN} over {len(all_ref)} pairs",
-                            rho >= SPEARMAN_MIN, f"rho = {rho:.4f}"))
+        floor = min(SPEARMAN_MIN, rho_x86 - SPEARMAN_SLACK)
+        checks.append(Check(f"{name}: arm64 Spearman >= {floor:.4f} over {len(all_ref)} pairs",
+                            rho >= floor, f"rho = {rho:.4f} on arm64, {rho_x86:.4f} for the same graph on x86"))
     return checks, measured
 
 
@@ -272,7 +279,7 @@ def check_cli(model: dict[str, Any], base: Path, api_scores: list[float]) -> lis
         try:
             rows = json.loads(run.stdout)
             by_id = {int(r["id"]): float(r["score"]) for r in rows}
-            diff = max(abs(by_id[i] - s) for i, s in enumerate(api_scores))
+            diff = max(abs(by_id[i] - s) for i, s in enumerate(api_scores, start=1))  # CLI ids count from 1
             ordered = [r["rank"] for r in rows] == list(range(1, len(api_scores) + 1))
             checks.append(Check("cli score = API scores, ranked", diff <= 1e-6 and ordered, f"max |diff| = {diff:.1e}"))
         except (ValueError, KeyError, TypeError) as exc:

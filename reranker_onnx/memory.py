@@ -204,7 +204,7 @@ class MemoryPlan:
         from .errors import InputError
 
         longest = longest_that_fits(shape, budget, max_length)
-        if longest < MIN_PAIR_TOKENS:
+        if longest < min(MIN_PAIR_TOKENS, max_length):  # a max_length below it is judged by the caller
             need = batch_bytes(shape, 1, MIN_PAIR_TOKENS)
             raise InputError(
                 f"memory budget {describe(budget)} is too small for this model: a pair of {MIN_PAIR_TOKENS} tokens "
