@@ -215,8 +215,9 @@ class Reranker:
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def predict(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Scores of (query, passage) pairs, in the caller's order (shaped like ``CrossEncoder.predict``)."""
+    def predict(self, pairs: Sequence[tuple[str, str]], *, raw: bool = False) -> list[float]:
+        """Scores of (query, passage) pairs, in the caller's order (shaped like ``CrossEncoder.predict``);
+        ``raw=True`` gives the model's logits, before the manifest's activation (TEI's ``raw_scores``)."""
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
             raise InputError("pairs must be a list of (query, passage) tuples")
         checked = []
@@ -228,13 +229,13 @@ class Reranker:
         for i, (query, _) in enumerate(checked):
             if query not in seen:
                 seen.add(self._check_query(query, f"the query of pair {i}"))
-        return self._scorer.scores(checked)
+        return self._scorer.logits(checked).tolist() if raw else self._scorer.scores(checked)
 
-    def score(self, query: str, passages: Sequence[str]) -> list[float]:
-        """Scores of one query against passages, in the passages' order."""
+    def score(self, query: str, passages: Sequence[str], *, raw: bool = False) -> list[float]:
+        """Scores of one query against passages, in the passages' order (``raw``: as in ``predict``)."""
         query = self._check_query(_check_text(query, "query"), "the query")
-        texts = _check_passages(passages)
-        return self._scorer.scores([(query, p) for p in texts])
+        pairs = [(query, p) for p in _check_passages(passages)]
+        return self._scorer.logits(pairs).tolist() if raw else self._scorer.scores(pairs)
 
     def _check_query(self, query: str, what: str) -> str:
         """One rule for score, rank and predict: a query with nothing visible, or no tokens for this

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import shutil
 import threading
 import time
 
@@ -59,13 +60,34 @@ def test_jina_shape_documents_as_objects_and_no_text_unless_asked(client, rerank
     assert [r["index"] for r in body["results"]] == [e["corpus_id"] for e in reranker.rank(QUERY, docs)]
 
 
-def test_tei_shape_raw_and_activated(client, reranker, docs):
-    scores = reranker.score(QUERY, docs)
-    raw = client.post("/rerank", json={"query": QUERY, "texts": docs, "raw_scores": True, "return_text": True}).json()
-    assert [r["index"] for r in raw] == sorted(range(len(docs)), key=lambda i: -scores[i])
-    assert all(r["score"] == pytest.approx(scores[r["index"]], abs=1e-12) and r["text"] == docs[r["index"]] for r in raw)
-    activated = client.post("/rerank", json={"query": QUERY, "texts": docs, "truncate": True}).json()
-    assert all(r["score"] == pytest.approx(_sigmoid(scores[r["index"]]), abs=1e-12) and "text" not in r for r in activated)
+def _as_sigmoid_model(tmp_path):
+    """The bundled model's files under a manifest that says "sigmoid": the same logits, activated."""
+    target = tmp_path / "sigmoid-model"
+    shutil.copytree(Reranker().info.model_dir, target)
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    (target / "manifest.json").write_text(json.dumps({**manifest, "activation": "sigmoid"}), encoding="utf-8")
+    return Reranker(target)
+
+
+@pytest.mark.parametrize("activation", ["identity", "sigmoid"])
+def test_tei_raw_scores_are_the_scorer_s_logits_exactly(activation, reranker, docs, tmp_path):
+    model = reranker if activation == "identity" else _as_sigmoid_model(tmp_path)
+    assert model.info.activation == activation
+    logits = model.scorer.logits([(QUERY, d) for d in docs]).tolist()
+    scores = model.score(QUERY, docs)
+    assert model.score(QUERY, docs, raw=True) == logits and model.predict([(QUERY, d) for d in docs], raw=True) == logits
+    with TestClient(create_app([model])) as c:
+        raw = c.post("/rerank", json={"query": QUERY, "texts": docs, "raw_scores": True, "return_text": True}).json()
+        activated = c.post("/rerank", json={"query": QUERY, "texts": docs, "truncate": True}).json()
+        cohere = c.post("/v1/rerank", json={"query": QUERY, "documents": docs}).json()["results"]
+    order = [e["corpus_id"] for e in model.rank(QUERY, docs)]
+    assert [r["index"] for r in raw] == [r["index"] for r in activated] == [r["index"] for r in cohere] == order
+    assert [r["score"] for r in raw] == [logits[i] for i in order]  # exact: no round trip through the sigmoid
+    assert all(r["text"] == docs[r["index"]] for r in raw) and all("text" not in r for r in activated)
+    relevance = [scores[i] if activation == "sigmoid" else _sigmoid(logits[i]) for i in order]
+    assert [r["score"] for r in activated] == [r["relevance_score"] for r in cohere] == pytest.approx(relevance, abs=1e-12)
+    if activation == "sigmoid":  # the in-process score itself, bit for bit
+        assert [r["relevance_score"] for r in cohere] == [scores[i] for i in order]
 
 
 def test_health_models_openapi_metrics(client):
@@ -130,11 +152,12 @@ class _Slow:
 
     def __init__(self, real: Reranker) -> None:
         self.real, self.release, self.entered, self.info = real, threading.Event(), threading.Event(), real.info
+        self.scorer = real.scorer
 
-    def score(self, query, documents):
+    def score(self, query, documents, raw=False):
         self.entered.set()
         self.release.wait(10)
-        return self.real.score(query, documents)
+        return self.real.score(query, documents, raw=raw)
 
     predict = None
 

@@ -28,15 +28,15 @@ class _Gated:
     """A Reranker whose first call waits for ``open``, so later requests pile up in the queue; logs calls."""
 
     def __init__(self, real: Reranker) -> None:
-        self.real, self.open, self.calls, self.info = real, threading.Event(), [], real.info
+        self.real, self.open, self.calls, self.info, self.scorer = real, threading.Event(), [], real.info, real.scorer
 
-    def score(self, query, documents):
+    def score(self, query, documents, raw=False):
         self._enter("score", len(documents))
-        return self.real.score(query, documents)
+        return self.real.score(query, documents, raw=raw)
 
-    def predict(self, pairs):
+    def predict(self, pairs, raw=False):
         self._enter("predict", len(pairs))
-        return self.real.predict(pairs)
+        return self.real.predict(pairs, raw=raw)
 
     def _enter(self, how: str, pairs: int) -> None:
         self.calls.append((how, pairs))
@@ -81,15 +81,15 @@ def test_fp32_requests_merge_into_one_call_with_the_scores_of_serving_alone(expo
     results, calls = _serve_concurrently(reranker, requests_, merge=True)
     assert calls == [("predict", sum(len(d) for _, d in requests_))]  # one runtime call for all four
     for (query, docs), got in zip(requests_, results):
-        assert np.allclose(got, reranker.score(query, docs), atol=1e-5)
+        assert np.allclose(got, reranker.score(query, docs, raw=True), atol=1e-5)
 
 
 def test_unmerged_requests_are_scored_one_call_each_exactly_as_alone(requests_):
-    reranker = Reranker()  # the bundled default (dynamic int8 today: scores move with batch-mates)
+    reranker = Reranker()  # the bundled default, with merging off as for a dynamic int8 graph
     results, calls = _serve_concurrently(reranker, requests_, merge=False)
     assert calls == [("score", len(d)) for _, d in requests_]
     for (query, docs), got in zip(requests_, results):
-        assert got == reranker.score(query, docs)
+        assert got == reranker.score(query, docs, raw=True)
 
 
 def test_the_app_merges_exactly_where_the_rule_allows(exported):
@@ -111,7 +111,7 @@ def test_a_bad_request_does_not_fail_its_batch_mates(exported, requests_):
     results, _ = _serve_concurrently(reranker, requests_[:2] + bad, merge=True)
     assert isinstance(results[2], InputError) and "surrogate" in str(results[2])
     for (query, docs), got in zip(requests_[:2], results[:2]):
-        assert np.allclose(got, reranker.score(query, docs), atol=1e-5)
+        assert np.allclose(got, reranker.score(query, docs, raw=True), atol=1e-5)
 
 
 def test_a_client_that_leaves_frees_its_place_in_the_queue():

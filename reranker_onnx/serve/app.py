@@ -1,6 +1,7 @@
 """The FastAPI app: rerank routes in Cohere's, Jina's and TEI's shapes over one batcher per model.
 
-Routes only translate shapes; scoring is ``Batcher.score``, whose result equals ``Reranker.score``.
+Routes only translate shapes; scoring is ``Batcher.score``, whose logits equal ``Reranker.score(raw=True)``;
+the model's own activation of them is then exactly ``Reranker.score``.
 Every error a client can cause is a 4xx with one line; overload is 503 with Retry-After.
 """
 
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -55,6 +57,10 @@ class ApiError(Exception):
 class Served:
     card: ModelCard
     batcher: Batcher
+
+    def activate(self, logits: list[float]) -> list[float]:
+        """``Reranker.score`` from the logits ``Batcher.score`` gave (float32 values: the round trip is exact)."""
+        return self.batcher.reranker.scorer.activate(np.asarray(logits, dtype=np.float32))
 
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 408, 413, 422, 503)}
@@ -119,7 +125,7 @@ def create_app(
             metrics.rejected.labels("too_many_documents").inc()
             raise ApiError(413, f"{len(texts)} documents in one request; at most {limits.max_documents} are accepted")
 
-    async def score(target: Served, query: str, texts: list[str], request: Request) -> list[float]:
+    async def logits(target: Served, query: str, texts: list[str], request: Request) -> list[float]:
         check(query, texts)
         try:
             return await _unless_client_leaves(target.batcher.score(query, texts), request)
@@ -141,7 +147,7 @@ def create_app(
     async def rerank(body: RerankRequest, version: str, request: Request) -> RerankResponse:
         target = pick(body.model)
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
-        scores = await score(target, body.query, texts, request)
+        scores = target.activate(await logits(target, body.query, texts, request))
         order = _best_first(scores)[: body.top_n]
         return RerankResponse(
             id=str(uuid.uuid4()),
@@ -171,13 +177,13 @@ def create_app(
 
     @app.post("/rerank", response_model=list[TeiResult], response_model_exclude_none=True, **guarded)
     async def rerank_tei(body: TeiRequest, request: Request) -> list[TeiResult]:
-        """Text Embeddings Inference rerank: scores are sigmoids unless raw_scores."""
+        """Text Embeddings Inference rerank: scores are sigmoids, or with raw_scores the model's logits."""
         target = default
-        scores = await score(target, body.query, body.texts, request)
-        convert = target.card.raw if body.raw_scores else target.card.relevance
-        order = _best_first(scores)
-        return [TeiResult(index=i, score=convert(scores[i]), text=body.texts[i] if body.return_text else None)
-                for i in order]
+        raw = await logits(target, body.query, body.texts, request)
+        scores = target.activate(raw)
+        shown = raw if body.raw_scores else [target.card.relevance(s) for s in scores]
+        return [TeiResult(index=i, score=shown[i], text=body.texts[i] if body.return_text else None)
+                for i in _best_first(scores)]
 
     def entries() -> list[ModelEntry]:
         return [ModelEntry(id=s.card.id, variant=s.card.variant, variant_reason=s.card.variant_reason,

@@ -89,7 +89,8 @@ class Batcher:
         return len(self._queue)
 
     async def score(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Scores of ``documents`` against ``query``, equal to ``Reranker.score`` called alone."""
+        """Logits of ``documents`` against ``query``, equal to ``Reranker.score(raw=True)`` called alone
+        (the routes apply the activation: TEI's ``raw_scores`` needs the logits themselves)."""
         loop = asyncio.get_running_loop()
         job = _Job(query, documents, loop, loop.create_future())
         with self._cond:
@@ -163,14 +164,14 @@ class Batcher:
 
     def _score_alone(self, job: _Job) -> list[float] | BaseException:
         try:
-            return self.reranker.score(job.query, job.documents)
+            return self.reranker.score(job.query, job.documents, raw=True)
         except Exception as exc:  # an InputError belongs to this request only
             return exc
 
     def _score_merged(self, jobs: list[_Job]) -> list[list[float] | BaseException]:
         pairs = [(j.query, d) for j in jobs for d in j.documents]
         try:
-            scores = self.reranker.predict(pairs)
+            scores = self.reranker.predict(pairs, raw=True)
         except Exception:  # one bad request must not fail its batch-mates: score each alone
             return [self._score_alone(j) for j in jobs]
         out: list[list[float] | BaseException] = []

@@ -55,15 +55,9 @@ class ModelCard:
             batch_independent=batch_independent(info.variant, quantization),
         )
 
-    def raw(self, score: float) -> float:
-        """The logit behind a Reranker score (TEI's ``raw_scores``)."""
-        if self.activation == "sigmoid":
-            score = min(max(score, 1e-300), 1.0 - 1e-16)
-            return math.log(score) - math.log1p(-score)
-        return score
-
     def relevance(self, score: float) -> float:
-        """A score in 0..1, as Cohere, Jina and TEI define relevance: the sigmoid of the logit."""
+        """A ``Reranker.score`` as a score in 0..1, as Cohere, Jina and TEI define relevance: the sigmoid of
+        the logit (a sigmoid model's score already is)."""
         if self.activation == "sigmoid":
             return score
         return 0.5 * (1.0 + math.tanh(0.5 * score))  # sigmoid without overflow
