@@ -22,7 +22,7 @@ help:
 	@echo "make eval / make default-model / make test-arm64"
 	@echo "make bench       reranker-onnx against its peers, full run (under 20 min); make bench-quick: smoke run"
 	@echo "make bench-batch rerank-onnx batch in one process and on Ray (1 and 2 actors); make test-batch"
-	@echo "make bench-serve / make bench-soak   the HTTP service under load / 10 minutes of RSS"
+	@echo "make bench-serve [QUICK=1] / make bench-soak   the HTTP service under load (QUICK: 2-min smoke) / 10 minutes of RSS"
 	@echo "make bench-long-context / make eval-longdoc   JinaBERT to 8k tokens in bounded memory; windows vs truncation"
 
 $(PY):
@@ -130,12 +130,13 @@ bench-batch: $(VENV)/.dev
 	$(PY) -m bench.batch
 
 # rerank-onnx serve under 1-64 concurrent clients against in-process scoring and a FastAPI +
-# sentence-transformers peer (about 10 min): results/bench/serve.md. bench-soak: 10 minutes of load, server RSS.
+# sentence-transformers peer (15-30 min; QUICK=1: the 2-minute smoke of every engine): results/bench/serve.md.
+# bench-soak: 10 minutes (SOAK_SECONDS=30: a smoke) of load, server RSS.
 bench-serve: $(VENV)/.bench
-	$(PY) -m bench.serving
+	$(PY) -m bench.serving $(if $(QUICK),--quick)
 
 bench-soak: $(VENV)/.bench
-	nice -n 10 $(PY) -m bench.serving --soak 600 --soak-model reranker_onnx/models/default
+	nice -n 10 $(PY) -m bench.serving --soak $(or $(SOAK_SECONDS),600) --soak-model reranker_onnx/models/default
 
 # The runtime on emulated aarch64 (qemu-user + a Debian arm64 root cached outside the repo); needs root.
 BOARDS ?= pi5

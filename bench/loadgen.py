@@ -36,21 +36,26 @@ def bodies(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """``clients`` closed-loop threads; measured over ``seconds`` once every client has had an answer.
+    """``clients`` closed-loop threads; measured over a window once every client has had an answer.
 
     The window opens when the load is steady (each client has completed one request, or after
-    ``max_warmup`` seconds, 30 by default), and counts the requests that complete inside it: pairs/s and latencies
-    are then those of a steady queue, however long one request waits behind the others. At the end
-    the clients close their sockets, and the server drops what they left queued.
+    ``max_warmup`` seconds), lasts at least ``seconds`` and until ``clients`` requests have completed
+    inside it (one turn of the closed loop), at most ``max_window`` seconds. That extension matters for
+    a server that runs every request at once (the peer's thread pool): its answers come in bursts, one
+    per turn, and a fixed window shorter than a turn would catch none of them. Pairs/s are the requests
+    completed inside the window over its length. When the window closes the clients close their
+    sockets, and the server drops what they left queued.
     """
     parts = urlsplit(url)
     payloads = [json.dumps(b).encode() for b in bodies(spec)]
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {spec['key']}"} if spec.get("key") else {})}
     clients, seconds = spec["clients"], spec["seconds"]
+    max_warmup, max_window = spec.get("max_warmup", 120.0), max(seconds, spec.get("max_window", 120.0))
     lock, records, answered = threading.Lock(), [], set()
-    window = {"begin": float("inf"), "stop": float("inf")}
+    window = {"begin": float("inf"), "stop": float("inf"), "done": 0}
 
-    conns = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=600) for _ in range(clients)]
+    conns = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=spec.get("client_timeout", 600))
+             for _ in range(clients)]
 
     def client(k: int) -> None:
         conn, mine, i = conns[k], [], k
@@ -62,13 +67,14 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
                 response = conn.getresponse()
                 response.read()
                 status = response.status
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException):  # incl. the client's own timeout (client_timeout)
                 status = 0 if time.perf_counter() < window["stop"] else -1  # -1: cut when the window closed
                 conn.close()
             t1 = time.perf_counter()
             mine.append((t1 - t0, status, t1))
             with lock:
                 answered.add(k)
+                window["done"] += window["begin"] <= t1 < window["stop"]
             i += clients
         conn.close()
         with lock:
@@ -78,12 +84,14 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     for t in threads:
         t.start()
     started = time.perf_counter()
-    while len(answered) < clients and time.perf_counter() - started < spec.get("max_warmup", 30.0):
+    while len(answered) < clients and time.perf_counter() - started < max_warmup:
         time.sleep(0.05)
     steady = len(answered) == clients
-    window["begin"] = time.perf_counter()
-    window["stop"] = window["begin"] + seconds
-    time.sleep(seconds)
+    window["begin"] = begin = time.perf_counter()
+    while (now := time.perf_counter()) - begin < max_window and (now - begin < seconds or window["done"] < clients):
+        time.sleep(0.05)
+    with lock:
+        window["stop"] = now
     for conn in conns:  # cut what is still in flight: the server drops a request whose client left
         if conn.sock is not None:
             try:
@@ -92,7 +100,8 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
                 pass
     for t in threads:
         t.join()
-    inside = [r for r in records if window["begin"] <= r[2] <= window["stop"] and r[1] != -1]
+    length = window["stop"] - begin
+    inside = [r for r in records if begin <= r[2] <= window["stop"] and r[1] != -1]
     ok = [r for r in inside if r[1] == 200]
     statuses: dict[str, int] = {}
     for r in inside:
@@ -100,8 +109,8 @@ def load(url: str, spec: dict[str, Any]) -> dict[str, Any]:
     latencies = [r[0] for r in ok]
     return {
         "clients": clients, "docs": spec["docs"], "requests": len(ok), "errors": len(inside) - len(ok),
-        "statuses": statuses, "steady": steady, "warmup_s": window["begin"] - started, "window_s": seconds,
-        "pairs_per_s": len(ok) * spec["docs"] / seconds,
+        "statuses": statuses, "steady": steady and len(inside) >= clients, "warmup_s": begin - started,
+        "window_s": length, "pairs_per_s": len(ok) * spec["docs"] / length,
         "p50_ms": 1000 * percentile(latencies, 50) if latencies else float("nan"),
         "p99_ms": 1000 * percentile(latencies, 99) if latencies else float("nan"),
     }

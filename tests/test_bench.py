@@ -154,3 +154,61 @@ def test_serving_requests_rotate_queries_and_passages_and_keep_their_size():
     assert [b["query"] for b in made] == ["q0", "q1", "q2", "q0"]
     assert all(len(b["documents"]) == 5 and b["top_n"] == 5 and "model" not in b for b in made)
     assert made[1]["documents"][0] == "p5" and made[1]["documents"][2] == "p0"  # wraps around the pool
+
+
+def test_a_server_that_answers_in_bursts_is_measured_over_a_whole_turn():
+    """Every request held until all clients' are in, then answered at once (the peer's thread pool):
+    a 0.2 s window would catch no answer; the window waits for a turn of the clients instead."""
+    import http.server
+    import threading
+
+    from bench.loadgen import load
+
+    clients, hold = 3, 0.6
+    barrier = threading.Barrier(clients)
+
+    class Burst(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802  (the stdlib's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                barrier.wait(timeout=30)
+            except threading.BrokenBarrierError:  # the test is over
+                return
+            threading.Event().wait(hold)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Burst)
+    server.handle_error = lambda request, address: None  # clients cut at the window's end: broken pipes
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec = {"queries": ["q"], "passages": ["p"] * 4, "docs": 4, "clients": clients, "seconds": 0.2,
+                "max_warmup": 30, "max_window": 30}
+        out = load(f"http://127.0.0.1:{server.server_address[1]}/v1/rerank", spec)
+    finally:
+        barrier.abort()
+        server.shutdown()
+    assert out["steady"] and out["requests"] == clients and out["errors"] == 0
+    assert hold * 0.9 < out["window_s"] < hold * 3
+    assert out["pairs_per_s"] == pytest.approx(clients * 4 / out["window_s"])
+
+
+def test_soak_rss_is_flat_unless_it_grows():
+    from bench.serving import rss_trend
+
+    flat = [(t, 200.0 + (t % 20 == 0) * 0.5) for t in range(0, 600, 10)]
+    assert rss_trend(flat, warmup_s=60)["flat"] is True
+    leak = [(t, 200.0 + t * 0.05) for t in range(0, 600, 10)]  # 3 MB/min
+    trend = rss_trend(leak, warmup_s=60)
+    assert trend["flat"] is False and trend["slope_mb_per_min"] == pytest.approx(3.0)
+    trimmed = [(t, 207.0 if t < 400 else 161.0) for t in range(0, 600, 10)]  # the kernel reclaiming pages
+    assert rss_trend(trimmed, warmup_s=60)["flat"] is True
+    assert rss_trend([(10, 200.0)], warmup_s=60)["flat"] is None
+    assert rss_trend([(t, 200.0 + t) for t in range(0, 40, 3)], warmup_s=6)["flat"] is None  # a 30 s smoke
