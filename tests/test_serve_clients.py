@@ -1,4 +1,4 @@
-"""Real clients against a real server on 127.0.0.1, and our in-process integrations in the real frameworks.
+"""Real clients against a real server on 127.0.0.1 (our in-process integrations: test_integrations.py).
 
 The official ``cohere`` SDK (v1 and v2), LangChain's ``CohereRerank``, LlamaIndex's ``CohereRerank``
 and ``JinaRerank`` all talk to ``create_app`` served by uvicorn; none of them leaves this machine.
@@ -94,36 +94,3 @@ def test_llama_index_cohere_and_jina_rerank_against_the_server(url, docs, expect
                  JinaRerank(api_key=KEY, model="default-en", top_n=3, base_url=f"{url}/v1")):
         kept = post.postprocess_nodes(nodes, query_str=QUERY)
         assert [int(n.node.node_id) for n in kept] == expected, type(post).__name__
-
-
-def test_our_langchain_compressor_ranks_like_the_server(reranker, docs, expected):
-    pytest.importorskip("langchain_core")
-    from langchain_core.documents import BaseDocumentCompressor, Document
-
-    from reranker_onnx.integrations import RerankerCompressor
-
-    compressor = RerankerCompressor(reranker=reranker, top_n=3)
-    assert isinstance(compressor, BaseDocumentCompressor)
-    given = [Document(page_content=d, metadata={"i": i}) for i, d in enumerate(docs)]
-    kept = compressor.compress_documents(given, QUERY)
-    assert [d.metadata["i"] for d in kept] == expected
-    assert kept[0].metadata["relevance_score"] == reranker.score(QUERY, docs)[expected[0]]
-    assert all("relevance_score" not in d.metadata for d in given)  # the caller's documents are untouched
-    assert compressor.compress_documents([], QUERY) == []
-
-
-def test_our_llama_index_postprocessor_ranks_like_the_server(reranker, docs, expected):
-    pytest.importorskip("llama_index.core")
-    from llama_index.core.postprocessor.types import BaseNodePostprocessor
-    from llama_index.core.schema import NodeWithScore, TextNode
-
-    from reranker_onnx import InputError
-    from reranker_onnx.integrations import RerankerPostprocessor
-
-    post = RerankerPostprocessor(reranker=reranker, top_n=3)
-    assert isinstance(post, BaseNodePostprocessor)
-    nodes = [NodeWithScore(node=TextNode(text=d, id_=str(i)), score=0.0) for i, d in enumerate(docs)]
-    kept = post.postprocess_nodes(nodes, query_str=QUERY)
-    assert [int(n.node.node_id) for n in kept] == expected and all(n.score == 0.0 for n in nodes)
-    with pytest.raises(InputError, match="needs the query"):
-        post.postprocess_nodes(nodes)
