@@ -15,22 +15,11 @@ import pytest
 uvicorn = pytest.importorskip("uvicorn")
 cohere = pytest.importorskip("cohere")
 
-from export.debian import read_descriptions  # noqa: E402
-from reranker_onnx import Reranker  # noqa: E402
+from test_integrations import QUERY, docs, expected, reranker  # noqa: E402,F401 - the same query, documents, fixtures
+
 from reranker_onnx.serve import create_app  # noqa: E402
 
 KEY = "local-test-key"
-QUERY = "tool to compress and archive files"
-
-
-@pytest.fixture(scope="module")
-def reranker():
-    return Reranker()
-
-
-@pytest.fixture(scope="module")
-def docs():
-    return [d.body for d in read_descriptions("en")[:10]]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +37,6 @@ def url(reranker):
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
     thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def expected(reranker, docs):
-    return [r["corpus_id"] for r in reranker.rank(QUERY, docs, top_k=3)]
 
 
 def test_cohere_sdk_v1_and_v2(url, docs, expected):
