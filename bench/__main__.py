@@ -217,6 +217,8 @@ def _experiments(model_paths: dict, workload_path: Path, args: argparse.Namespac
         try:
             out["session"][key] = run_worker("session", {"model": model, "workload": str(workload_path),
                                                          "repeats": repeats}).out
+            out.setdefault("int8_schemes", {})[key] = quant_schemes.compare_in_child(Path(model["runtime_dir"]),
+                                                                                     args.quick)
             if key != "tinybert-l2":  # the option sweep costs minutes per MiniLM pass: TinyBERT-size only
                 continue
             groups = OPTION_GROUPS[:1] if args.quick else OPTION_GROUPS
@@ -226,7 +228,6 @@ def _experiments(model_paths: dict, workload_path: Path, args: argparse.Namespac
         except WorkerError as exc:
             out.setdefault("failed", {})[key] = str(exc)
             _say(f"  {key}: experiment failed: {str(exc).splitlines()[0]}")
-        out.setdefault("int8_schemes", {})[key] = quant_schemes.compare_in_child(Path(model["runtime_dir"]), args.quick)
     return out
 
 
