@@ -25,6 +25,18 @@ class Reference:
     activation: str  # "identity" or "sigmoid"
 
 
+def right_padded(tokenizer: object) -> None:
+    """Pad batches on the right, whatever the checkpoint's tokenizer says.
+
+    A pair's reference score is its score alone. Padding on the right masks the pad keys and leaves
+    position 0 and every real position as they are alone; padding on the left (a Llama-style
+    tokenizer's default, as ja-v2's ``tokenizer_class: LlamaTokenizer``) puts a pad token where
+    ModernBERT's and JinaBERT's CLS pooling reads, so a padded pair scored its pad token (ja-v2's fp32
+    check failed by ~1 on that, not on the graph).
+    """
+    tokenizer.padding_side = "right"  # type: ignore[attr-defined]
+
+
 def _activation_name(fn: object) -> str:
     import torch
 
@@ -45,6 +57,7 @@ def jinabert_reference(checkpoint: Path, pairs: list[tuple[str, str]], max_lengt
     model = JinaBertForSequenceClassification.from_pretrained(checkpoint).eval()
     # The tokenizer is plain RoBERTa-style; trust_remote_code stays off, so no checkpoint code runs.
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True, trust_remote_code=False)
+    right_padded(tokenizer)
     out = []
     with torch.inference_mode():
         for i in range(0, len(pairs), batch):
@@ -73,6 +86,7 @@ def cross_encoder_reference(checkpoint: Path, pairs: list[tuple[str, str]], max_
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(str(checkpoint), max_length=max_length, device="cpu", local_files_only=True)
+    right_padded(model.tokenizer)
     logits = model.predict(pairs, batch_size=batch, activation_fn=torch.nn.Identity(), convert_to_numpy=True)
     logits = np.asarray(logits, dtype=np.float32).reshape(len(pairs), -1)
     if logits.shape[1] != 1:
