@@ -15,11 +15,12 @@ Checks, on the model directories and fp32 reference scores that the x86 side wro
 5. The runtime did not import torch, transformers, optimum or onnx.
 6. The default model shipped in the package loads with no argument, picks arm64, and ranks like its own
    graph on x86 (check_default).
-7. With ``--pull NAME``: ``rerank-onnx pull`` of a seed replica from the hub stand-in on the host
-   (HF_ENDPOINT), through the board's huggingface_hub: the graph read and chosen for arm64, validated
-   against upstream's fp32 on the device, and scored (check_pull).
+7. With ``--pull NAME`` (repeatable): ``rerank-onnx pull`` of each seed replica from the hub stand-in on
+   the host (HF_ENDPOINT), through the board's huggingface_hub: the graph read and chosen for arm64,
+   validated against upstream's fp32 on the device, and scored (check_pull). The variant, graph and
+   agreement per seed go into the report's ``pulls``.
 
-    python check_arm64.py REFERENCE_JSON --core NAME --dotprod yes|no [--report OUT_JSON] [--pull NAME]
+    python check_arm64.py REFERENCE_JSON --core NAME --dotprod yes|no [--report OUT_JSON] [--pull NAME ...]
 Exit status 0 when every check passed, 1 otherwise.
 """
 
@@ -218,8 +219,9 @@ def check_default(item: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def check_pull(name: str) -> list[Check]:
-    """Pull a replica's upstream ONNX graphs on the board (random weights: agreement recorded, not gated)."""
+def check_pull(name: str) -> tuple[list[Check], dict[str, Any]]:
+    """Pull a replica's upstream ONNX graphs on the board (random weights: agreement recorded, not gated);
+    the checks, and what was chosen and measured."""
     import huggingface_hub
 
     from reranker_onnx import Reranker
@@ -230,26 +232,33 @@ def check_pull(name: str) -> list[Check]:
     try:
         directory = pull_model(name, force=True, min_ndcg=0.0, progress=False)
     except Exception as exc:  # reported as a failed check, with its message
-        return [Check(f"pull {name} from the stand-in", False, f"{type(exc).__name__}: {exc}")]
+        return [Check(f"pull {name} from the stand-in", False, f"{type(exc).__name__}: {exc}")], {"name": name}
     manifest = read_manifest(directory)
     pulled = manifest.export.get("pull", {})
     arm = manifest.variants.get("arm64")
     validation = pulled.get("validation", {})
+    seconds = time.monotonic() - started
+    record = {"name": name, "variant": pulled.get("variant"), "file": arm.file if arm else None, "seconds": round(seconds),
+              "validation": {k: validation.get(k) for k in ("ndcg_at_10", "spearman", "top1_agreement", "pairs",
+                                                            "languages", "seconds")}}
+    print(f"pull  {name}: {record['variant']} = {record['file']}; vs fp32 on the board: NDCG@10 "
+          f"{validation.get('ndcg_at_10')}, Spearman {validation.get('spearman')}, top-1 {validation.get('top1_agreement')} "
+          f"on {validation.get('pairs')} pairs; {seconds:.0f} s")
     checks = [
-        Check(f"pull {name} from the stand-in", True, f"{time.monotonic() - started:.0f} s, huggingface_hub "
+        Check(f"pull {name} from the stand-in", True, f"{seconds:.0f} s, huggingface_hub "
               f"{huggingface_hub.__version__}, {manifest.source.get('repo')}@{str(manifest.source.get('revision'))[:12]}"),
-        Check("pulled graph read and chosen for arm64", arm is not None and arm.quantization is not None
+        Check(f"{name}: pulled graph read and chosen for arm64", arm is not None and arm.quantization is not None
               and bool(arm.quantization.extra.get("read_from_graph")),
               f"{arm.file if arm else 'no arm64 variant'}: {pulled.get('graphs_read')}"),
-        Check("validated on the board against upstream fp32", "ndcg_at_10" in validation,
+        Check(f"{name}: validated on the board against upstream fp32", "ndcg_at_10" in validation,
               f"NDCG@10 {validation.get('ndcg_at_10')}, Spearman {validation.get('spearman')}, "
               f"top-1 {validation.get('top1_agreement')} on {validation.get('pairs')} pairs"),
     ]
     reranker = Reranker(name, threads=1)
     scores = reranker.score("compress files", ["gzip compresses files", "a web browser for the desktop"])
-    checks.append(Check("pulled model scores with arm64", reranker.info.variant == "arm64"
+    checks.append(Check(f"{name}: pulled model scores with arm64", reranker.info.variant == "arm64"
                         and all(math.isfinite(x) for x in scores), f"{reranker.info.variant}: {scores}"))
-    return checks
+    return checks, record
 
 
 def _last_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -299,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--core", required=True, help="expected core name, e.g. Cortex-A76")
     parser.add_argument("--dotprod", required=True, choices=("yes", "no"))
     parser.add_argument("--report", type=Path)
-    parser.add_argument("--pull", help="a seed the hub stand-in serves (HF_ENDPOINT): pull and score it")
+    parser.add_argument("--pull", action="append", default=[],
+                        help="a seed the hub stand-in serves (HF_ENDPOINT): pull and score it (repeatable)")
     args = parser.parse_args(argv)
 
     reference = json.loads(args.reference.read_text(encoding="utf-8"))
@@ -316,8 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         measured.append(model_scores)
     if reference.get("default"):
         checks += check_default(reference["default"])
-    if args.pull:
-        checks += check_pull(args.pull)
+    pulls = []
+    for name in args.pull:
+        pull_checks, pulled = check_pull(name)
+        checks += pull_checks
+        pulls.append(pulled)
     heavy = sorted(m for m in HEAVY_MODULES if m in sys.modules)
     checks.append(Check("runtime imported nothing heavy", not heavy, ", ".join(heavy) or "none of " + ", ".join(HEAVY_MODULES)))
     first = reference["models"][0]
@@ -329,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"onnxruntime {onnxruntime.__version__}, python {platform.python_version()}, {platform.machine()}")
     print(f"arm64: {len(checks) - failed} passed, {failed} failed")
     if args.report:
-        report = {"checks": [asdict(c) for c in checks], "scores": measured, "onnxruntime": onnxruntime.__version__}
+        report = {"checks": [asdict(c) for c in checks], "scores": measured, "pulls": pulls,
+                  "onnxruntime": onnxruntime.__version__}
         args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return 1 if failed else 0
 

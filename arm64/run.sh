@@ -4,10 +4,11 @@
 #   2. on x86, export fixture model directories and record fp32 reference scores (prepare_x86.py),
 #      cached by the hash of the code that produces them
 #   3. inside the root, on each board profile: check_arm64.py (CPU detection, variant choice, fp32 parity,
-#      arm64-variant rank agreement, the CLI end to end)
+#      arm64-variant rank agreement, the CLI end to end, `rerank-onnx pull` of each seed replica)
 # Environment:
 #   RERANKER_ARM64_BOARDS  board profiles to run (default "pi5"; see lib.sh: pi5 graviton2 pi4 max-nosme)
 #   RERANKER_ARM64_CACHE   cache folder (default ~/.cache/reranker-onnx/arm64)
+#   RERANKER_ARM64_PULL    seeds to pull on the board (default: every seed that publishes ONNX)
 #   PYTHON                 x86 interpreter with the export and dev extras (default python3)
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -54,20 +55,28 @@ cp -r "$REPO_DIR/reranker_onnx" "$work/site/"
 if [[ -f $REPO_DIR/models.lock ]]; then cp "$REPO_DIR/models.lock" "$work/site/reranker_onnx/"; fi # as the wheel ships it
 cp "$LANE_DIR/check_arm64.py" "$work/"
 
-# `rerank-onnx pull` on the board (issue 18): a seed replica with upstream's own onnx/ set, served by the
-# hub stand-in on the host's 127.0.0.1 (the guest shares the host's network). Needs the test support room.
+# `rerank-onnx pull` on the board (issue 18): small replicas of every seed that publishes ONNX, each with
+# upstream's own onnx/ set, served by the hub stand-in on the host's 127.0.0.1 (the guest shares the host's
+# network). Small: emulated fp32 is ~300x slower, and each pull validates int8 against fp32 on the board.
+# Needs the test support room.
 pull_args=() pull_env=() hub_pid=
 if (cd "$REPO_DIR" && "$python" -c 'import testing.hub, testing.replicas') 2>/dev/null; then
   mkdir -p "$work/pull" "$work/hf-home"
-  spec=$(cd "$REPO_DIR" && "$python" "$LANE_DIR/prepare_pull.py" "$work/pull" | tail -1)
-  (cd "$REPO_DIR" && exec "$python" -m testing.hub --repo "$spec") >"$work/hub.out" 2>&1 &
+  # shellcheck disable=SC2086  # a list of seed names
+  (cd "$REPO_DIR" && "$python" "$LANE_DIR/prepare_pull.py" "$work/pull" ${RERANKER_ARM64_PULL:-}) >&2
+  repos=()
+  while read -r name spec; do
+    pull_args+=(--pull "$name")
+    repos+=(--repo "$spec")
+  done <"$work/pull/seeds.txt"
+  (cd "$REPO_DIR" && exec "$python" -m testing.hub "${repos[@]}") >"$work/hub.out" 2>&1 &
   hub_pid=$!
   trap 'kill "$hub_pid" 2>/dev/null; rm -rf "$work"' EXIT
-  for _ in $(seq 100); do grep -q '^HF_ENDPOINT=' "$work/hub.out" && break; sleep 0.1; done
+  # It hashes every served file before it listens (the mmarco replica's onnx/ set is a few hundred MB).
+  for _ in $(seq 1200); do grep -q '^HF_ENDPOINT=' "$work/hub.out" && break; kill -0 "$hub_pid" 2>/dev/null || break; sleep 0.1; done
   endpoint=$(sed -n 's/^HF_ENDPOINT=//p' "$work/hub.out")
   [[ -n $endpoint ]] || die "the hub stand-in did not start: $(cat "$work/hub.out")"
-  log "hub stand-in at $endpoint serving ${spec%%=*}"
-  pull_args=(--pull "$(basename "${spec%%=*}")")
+  log "hub stand-in at $endpoint serving $(cut -d' ' -f1 "$work/pull/seeds.txt" | paste -sd' ')"
   pull_env=(HF_ENDPOINT="$endpoint" HF_HOME=/lane/hf-home NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
             HF_HUB_DISABLE_TELEMETRY=1 RERANKER_ONNX_LOCK=/lane/pull/models.lock)
 else

@@ -28,7 +28,7 @@ from .reference import reference_scores
 from . import static_quant
 from .select import Graphs, Trials, select_variants
 from .tokenizer import write_tokenizer
-from .validation import FP32_TOLERANCE, INT8_MIN_NDCG_RATIO, ValidationSet, validation_set
+from .validation import FP32_TOLERANCE, INT8_MIN_NDCG_RATIO, ValidationSet, max_length_pairs, validation_set
 from .versions import tool_versions
 
 log = logging.getLogger(__name__)
@@ -100,20 +100,24 @@ def _build(checkpoint: Path, root: Path, opts: ExportOptions, config: dict, fami
         raise ExportError(f"the graph takes {inputs}, expected {family.inputs}")
 
     vset: ValidationSet = validation_set(opts.recipe.languages, opts.queries_per_language, opts.group_size)  # type: ignore[arg-type]
-    say(f"[2/6] PyTorch reference on {len(vset.pairs)} real pairs ({', '.join(vset.languages)})")
-    reference = reference_scores(checkpoint, family, vset.pairs, max_length)
+    longest = max_length_pairs(root / TOKENIZER_FILE, vset.languages, max_length)
+    checked = vset.pairs + longest
+    say(f"[2/6] PyTorch reference on {len(checked)} real pairs ({', '.join(vset.languages)}; "
+        f"{len(longest)} cut at {max_length} tokens)")
+    reference = reference_scores(checkpoint, family, checked, max_length)
     _expect("activation", reference.activation, opts.activation)
-    plain_diff = float(np.max(np.abs(graphs.logits(FP32_FILE, vset.pairs)[0] - reference.logits)))
+    plain_diff = float(np.max(np.abs(graphs.logits(FP32_FILE, checked)[0] - reference.logits)))
     say(f"      fp32 ONNX vs PyTorch: max |Δ| = {plain_diff:.2e} (tolerance {FP32_TOLERANCE:g})")
     if not plain_diff <= FP32_TOLERANCE:
         raise ExportError(
             f"validation failed: the fp32 graph differs from PyTorch by {plain_diff:.3g} > {FP32_TOLERANCE:g}; "
             "no model directory was written"
         )
-    fp32 = Variant(FP32_FILE, fidelity={"max_abs_diff_vs_torch": plain_diff, "pairs": len(vset.pairs)})
+    fp32 = Variant(FP32_FILE, fidelity={"max_abs_diff_vs_torch": plain_diff, "pairs": len(checked),
+                                        "max_length_pairs": len(longest)})
 
     say("[3/6] graph fusion (kept only if it still matches PyTorch)")
-    fusion = _try_fusion(graphs, family, config, vset, reference.logits)
+    fusion = _try_fusion(graphs, family, config, checked, reference.logits)
     baseline = graphs.logits(FP32_FILE, vset.pairs)[0]
 
     say("[4/6] int8 variants")
@@ -164,7 +168,7 @@ def _architecture(config: dict, family: Family) -> dict[str, Any]:
     return shape
 
 
-def _try_fusion(graphs: Graphs, family: Family, config: dict, vset: ValidationSet,
+def _try_fusion(graphs: Graphs, family: Family, config: dict, pairs: list[tuple[str, str]],
                 reference: np.ndarray) -> dict[str, Any]:
     root, fused_rel = graphs.root, "onnx/model_fused.onnx"
     try:
@@ -174,8 +178,8 @@ def _try_fusion(graphs: Graphs, family: Family, config: dict, vset: ValidationSe
         return {"applied": False, "why": f"optimizer failed: {exc}"}
     if fused is None:
         return {"applied": False, "why": f"no fusion recipe for {family.name}"}
-    diff = float(np.max(np.abs(graphs.logits(fused_rel, vset.pairs)[0] - reference)))
-    sample = vset.pairs[: min(64, len(vset.pairs))]
+    diff = float(np.max(np.abs(graphs.logits(fused_rel, pairs)[0] - reference)))
+    sample = pairs[:64]
     plain_s, fused_s = (statistics.median(graphs.logits(rel, sample)[1] for _ in range(3)) for rel in (FP32_FILE, fused_rel))
     outcome = {"max_abs_diff_vs_torch": diff, "plain_s": round(plain_s, 4), "fused_s": round(fused_s, 4)}
     # Kept whenever it validates, so re-exports are reproducible; the timings are reported, not used.

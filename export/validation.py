@@ -19,7 +19,8 @@ from .debian import Language, read_descriptions
 
 FP32_TOLERANCE = 1e-4  # max |Δ logit| between the ONNX graph and the PyTorch reference
 INT8_MIN_NDCG_RATIO = INT8_MIN_NDCG  # one gate for the export and for `rerank-onnx pull`
-__all__ = ["FP32_TOLERANCE", "INT8_MIN_NDCG_RATIO", "ValidationSet", "ranking_agreement", "validation_set"]
+__all__ = ["FP32_TOLERANCE", "INT8_MIN_NDCG_RATIO", "ValidationSet", "max_length_pairs", "ranking_agreement",
+           "validation_set"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,23 @@ def validation_set(
             pairs.extend((docs[q].synopsis, p) for p in group)
             groups.append(list(range(start, len(pairs))))
     return ValidationSet(pairs=pairs, groups=groups, languages=tuple(languages))
+
+
+def max_length_pairs(tokenizer_file: Path, languages: tuple[str, ...], max_length: int) -> list[tuple[str, str]]:
+    """One pair per language whose passage runs past ``max_length`` tokens, so the fp32 check sees the
+    longest input the graph takes (validation_set's long passages stop at a few thousand tokens)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    pairs = []
+    for lang in languages:
+        docs = read_descriptions(lang)  # type: ignore[arg-type]
+        order = _stable_order([d.md5 for d in docs], f"max-length-{lang}")
+        query, bodies, count = docs[order[0]].synopsis, [docs[i].body for i in order[1:]], 8
+        while len(tokenizer.encode(query, "\n\n".join(bodies[:count])).ids) <= max_length and count < len(bodies):
+            count *= 2
+        pairs.append((query, "\n\n".join(bodies[:count])))
+    return pairs
 
 
 # The pairs `rerank-onnx pull` measures int8 against fp32 with on the device: fewer than the export's, and

@@ -42,6 +42,21 @@ def test_every_family_exports_all_variants_with_fidelity(exported, family):
     assert avx2.excluded_nodes and (avx2.reduce_range or avx2.weight_type == "quint8")
 
 
+def test_the_fp32_check_includes_pairs_cut_at_max_length(exported):
+    """The validation set's long passages stop at a few thousand tokens; jina's limit is 8,192."""
+    from tokenizers import Tokenizer
+
+    from export.validation import max_length_pairs
+
+    directory = exported("bert")
+    manifest = read_manifest(directory)
+    assert manifest.variants["fp32"].fidelity["max_length_pairs"] == 2  # one English, one Japanese
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    for limit in (manifest.max_length, 8192):
+        pairs = max_length_pairs(directory / "tokenizer.json", ("en", "ja"), limit)
+        assert all(len(tokenizer.encode(q, p).ids) > limit for q, p in pairs)
+
+
 def test_real_weights_pass_the_int8_gate(minilm_model):
     manifest = read_manifest(minilm_model)
     for name in ("avx2", "arm64", "avx512_vnni"):

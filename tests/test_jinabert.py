@@ -391,6 +391,37 @@ def test_eager_blocked_attention_matches_reference(tiny_model: JinaBertForSequen
     assert np.abs(blocked - reference).max() <= 1e-5
 
 
+def test_reference_batches_stay_within_the_budget() -> None:
+    """A 16-pair batch padded to thousands of tokens was OOM-killed at 8.7 GB (full size, max_length 8192)."""
+    from export.reference import ATTENTION_BYTES, length_batches, query_block
+
+    lengths = [8192, 30, 4955, 8192, 100, 512, 31]
+    batches = length_batches(lengths, 16, 8192)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 16 and len(b) * max(lengths[i] for i in b) <= 8192 for b in batches)
+    assert [lengths[b[0]] for b in batches] == sorted(lengths[b[0]] for b in batches)  # short ones together
+    block = query_block(1, 12, 8192)  # jina tiny: 12 heads
+    assert block is not None and 12 * block * 8192 * 4 <= ATTENTION_BYTES
+    assert query_block(16, 12, 128) is None  # short batches keep full attention
+
+
+def test_bounded_reference_equals_full_attention(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long pairs run one batch at a time, attention in query blocks: the same logits as full attention."""
+    import export.blocked_attention as blocked
+    from export import reference
+
+    pairs = [("what is panda?", "it's a bear " * n) for n in (1, 40, 300, 5, 700)]
+    full = reference.jinabert_reference(tiny_dir, pairs, 2048, 16).logits
+    lengths: list[int] = []
+    eager = blocked.blocked_attention
+    monkeypatch.setattr(blocked, "blocked_attention", lambda q, *a: lengths.append(q.size(2)) or eager(q, *a))
+    monkeypatch.setattr(reference, "ATTENTION_BYTES", 2 * 64 * 1024 * 4)  # 2 heads: ≤ 64 queries of 1,024 keys
+    monkeypatch.setattr(reference, "REFERENCE_TOKENS", 2048)
+    bounded = reference.jinabert_reference(tiny_dir, pairs, 2048, 16).logits
+    assert lengths and max(lengths) > 1024  # the long pairs went through query blocks
+    assert np.abs(bounded - full).max() <= 1e-5
+
+
 def test_attention_block_must_be_positive(tiny_model: JinaBertForSequenceClassification, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="attention_block must be a positive"):
         export_onnx(tiny_model, tmp_path / "m.onnx", attention_block=0)
