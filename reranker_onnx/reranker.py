@@ -47,6 +47,7 @@ class ModelInfo:
     threads: int
     exact_int8: bool  # cpu.needs_exact_int8: the session uses the u8×u8 kernels
     manifest: Manifest = field(repr=False, compare=False)
+    windows: bool = False  # long passages scored as windows, best window wins (Reranker's windows=)
 
 
 def describe(model: str | os.PathLike[str] | None = None, variant: str | None = None,
@@ -198,6 +199,7 @@ class Reranker:
                              f"{manifest.max_length} for this model")
         self._scorer.windower = _windower(self._scorer.encoder.tokenizer, info.max_length, windows, window, stride,
                                           max_windows)
+        self._info = replace(info, windows=windows)
         if set(self._scorer.input_names) != set(manifest.inputs):
             raise ManifestError(f"{info.graph} takes inputs {list(self._scorer.input_names)}, the manifest says "
                                 f"{list(manifest.inputs)}; re-export the model")

@@ -152,6 +152,44 @@ def test_scores_equal_the_reranker_and_rows_keep_their_order_and_fields(model, t
     assert not (tmp_path / "out.jsonl.parts").exists() and not (tmp_path / "out.jsonl.errors.jsonl").exists()
 
 
+def test_windows_score_like_the_windowed_reranker_and_plainly_when_passages_fit(model, tmp_path, capsys):
+    source = write_rows(tmp_path / "in.jsonl", 8, words=6)
+    long_text = "compress archive files with gzip and tar " * 60
+    with source.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "long", "query": "compress archive", "text": long_text}) + "\n")
+    out = tmp_path / "out.jsonl"
+    command = ["batch", str(source), str(out), "--model", str(model), "--variant", "fp32", "--window", "32",
+               "--stride", "16", "--no-progress"]
+    assert main(command) == 2
+    assert "window and stride apply only with windows=True (--windows)" in capsys.readouterr().err
+    assert main([*command, "--windows"]) == 0
+    windowed = Reranker(model, variant="fp32", windows=True, window=32, stride=16)
+    plain = Reranker(model, variant="fp32", max_length=32)
+    assert len(windowed.scorer.windower.expand([("compress archive", long_text)])[0]) > 10
+    for before, after in zip(read_jsonl(source), read_jsonl(out)):
+        texts = [before["text"]] if "text" in before else [c["text"] for c in before["candidates"]]
+        got = [after["score"]] if "text" in before else [c["score"] for c in after["candidates"]]
+        assert got == pytest.approx(windowed.score(before["query"], texts), abs=1e-5)
+        if before["id"] != "long":  # six words fit one window: the plain score
+            assert got == pytest.approx(plain.score(before["query"], texts), abs=1e-5)
+
+
+def test_ray_actors_take_the_jobs_windows(model, tmp_path, monkeypatch):
+    """The Ray engine's actor, built in this process (no cluster started): it scores with the job's options."""
+    pytest.importorskip("ray")
+    import tempfile
+    from dataclasses import asdict
+
+    from reranker_onnx.batch.ray_engine import ShardScorer, bundle_model
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the actor unpacks the model
+    job = BatchJob("in.jsonl", "out.jsonl", windows=True, window=32, stride=16)
+    actor = ShardScorer(bundle_model(model), "fp32", 1, {"path": "in.jsonl", "format": "jsonl"}, asdict(job.limits),
+                        None, scoring=job.scoring)
+    windower = actor.reranker.scorer.windower
+    assert windower is not None and (windower.window, windower.stride) == (32, 16)
+
+
 def test_corrupted_rows_go_to_the_errors_file_and_the_exit_code_says_so(model, tmp_path, capsys):
     good = write_rows(tmp_path / "good.jsonl", 12).read_text().splitlines()
     lines = good[:3] + ["{broken", '{"id": 9, "query": "", "text": "t"}'] + good[3:] + ['{"query": "q", "text": 5}']

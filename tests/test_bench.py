@@ -212,3 +212,21 @@ def test_soak_rss_is_flat_unless_it_grows():
     assert rss_trend(trimmed, warmup_s=60)["flat"] is True
     assert rss_trend([(10, 200.0)], warmup_s=60)["flat"] is None
     assert rss_trend([(t, 200.0 + t) for t in range(0, 40, 3)], warmup_s=6)["flat"] is None  # a 30 s smoke
+
+
+def test_long_context_points_take_medians_over_processes_and_runs_merge_by_point():
+    from bench import long_context as lc
+
+    runs = [{"times": [0.5, 9.0], "peak_rss": 300, "loaded_rss": 270, "logit": 0.1},
+            {"times": [0.4], "peak_rss": 900, "loaded_rss": 280, "logit": 0.1},
+            {"times": [0.6], "peak_rss": 310, "loaded_rss": 275, "logit": 0.1}]
+    row = lc.point(runs)
+    assert (row["seconds"], row["peak_rss"], row["peak_rss_spread"], row["points"]) == (0.55, 310, [300, 900], 3)
+    assert lc.point([*runs[:2], {"error": "killed", "cap": None}])["failed_points"] == 1
+    assert lc.point([{"error": "bad_alloc", "cap": 8 << 30}])["error"] == "bad_alloc"
+    old = [{"graph": g, "length": n, "block": 128 if g.startswith("blocked") else None, "size": "full", "seconds": 1.0}
+           for n in (512, 8192) for g in lc.GRAPHS]
+    new = {"graph": "blocked fp32", "length": 4096, "block": 128, "size": "full", "seconds": 2.0}
+    merged = lc.merge(old, [new, {**old[0], "seconds": 3.0}])
+    assert [(r["length"], r["graph"]) for r in merged[:5]] == [(512, g) for g in lc.GRAPHS] + [(4096, "blocked fp32")]
+    assert len(merged) == 9 and merged[0]["seconds"] == 3.0

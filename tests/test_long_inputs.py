@@ -219,3 +219,36 @@ def test_thousand_8k_passages_stay_in_bounded_memory(exported, tmp_path: Path) -
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["n"] == 1000
     assert (result["peak"] - result["base"]) * 1024 < 600 << 20
+
+
+def test_hostile_inputs_keep_a_fresh_process_within_its_budget(exported) -> None:
+    """Measured, not estimated: a fresh process refuses a budget too small for one token with one line,
+    then, with a 36 MB budget (which cuts the jina fixture's 512-token pairs to ~300 tokens, one row per
+    batch), scores 100 passages of ~9k tokens; its peak RSS (VmHWM) grows by less than the budget
+    (measured: 14 MB). The passages exist before the baseline: they are the caller's memory."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads VmHWM from /proc")
+    code = (
+        "import json,sys\n"
+        "def hwm():\n"
+        "    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]) * 1024\n"
+        "from reranker_onnx import InputError, Reranker\n"
+        "try:\n"
+        "    Reranker(sys.argv[1], memory_budget=1000)\n"
+        "    tiny = None\n"
+        "except InputError as exc:\n"
+        "    tiny = str(exc)\n"
+        "r = Reranker(sys.argv[1], memory_budget='36M')\n"
+        "passages = ['compress archive files with gzip and tar ' * 1300 + str(i) for i in range(100)]\n"
+        "base = hwm()\n"
+        "s = r.score('compress files', passages)\n"
+        "rows = r.scorer.batching.rows_for(r.info.max_length)\n"
+        "print(json.dumps({'tiny': tiny, 'n': len(s), 'longest': r.info.max_length, 'rows': rows, 'base': base,\n"
+        "                  'peak': hwm()}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(exported("jinabert"))], capture_output=True, text=True,
+                         check=True, timeout=300)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "memory budget 0 MB is too small for this model" in result["tiny"] and "\n" not in result["tiny"]
+    assert result["n"] == 100 and 100 < result["longest"] < 512 and result["rows"] == 1  # the budget binds
+    assert result["peak"] - result["base"] < 36 << 20, result

@@ -218,3 +218,24 @@ def test_the_issue_s_bad_inputs_under_the_default_limits(reranker):
         huge = c.post("/v1/rerank", json={"query": "q", "documents": ["x" * 5_000_000]})
         assert huge.status_code == 413 and "larger than 4194304 bytes" in huge.json()["message"]
         assert c.post("/rerank", json={"query": "q", "texts": ["a", "b"]}).status_code == 200
+
+
+def test_windows_are_a_server_option_equal_to_plain_scoring_when_passages_fit(reranker, docs):
+    """``serve --windows``: every route scores as ``Reranker(windows=True)``; a passage that fits scores as
+    without windows, a long one as its best window."""
+    windowed = Reranker(windows=True, stride=64)
+    short = ["GNU tar saves many files together into a single archive.", "Vim is a highly configurable text editor."]
+    long_doc = " ".join(docs) * 2  # several windows of the default model's 256 tokens
+    texts = [*short, long_doc]
+    expected = windowed.score(QUERY, texts)
+    assert expected[:2] == reranker.score(QUERY, short)
+    assert len(windowed.scorer.windower.expand([(QUERY, long_doc)])[0]) > 2
+    with TestClient(create_app([windowed])) as c:
+        assert c.get("/v1/models").json()["data"][0]["windows"] is True
+        cohere = c.post("/v2/rerank", json={"query": QUERY, "documents": texts}).json()["results"]
+        assert {r["index"]: r["relevance_score"] for r in cohere} == pytest.approx(
+            {i: _sigmoid(s) for i, s in enumerate(expected)}, abs=1e-12)
+        tei = c.post("/rerank", json={"query": QUERY, "texts": texts, "raw_scores": True}).json()
+        assert {r["index"]: r["score"] for r in tei} == pytest.approx(dict(enumerate(expected)), abs=1e-12)
+    with TestClient(create_app([reranker])) as c:
+        assert c.get("/health").json()["models"][0]["windows"] is False

@@ -79,3 +79,14 @@ def test_unknown_model_is_a_one_line_error_before_binding(capsys, tmp_path):
     assert main(["serve", "--model", str(tmp_path / "nothing-here")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("rerank-onnx: error:") and err.count("\n") == 1
+
+
+def test_windows_option_loads_windowed_models_and_window_alone_is_a_usage_error(monkeypatch, capsys):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)  # built and configured, never bound
+    assert main(["serve", "--windows", "--stride", "64", "--port", "0"]) == 0
+    assert "; windows)" in capsys.readouterr().err
+    assert main(["serve", "--window", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "window and stride apply only with windows=True (--windows)" in err and err.count("\n") == 1

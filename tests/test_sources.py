@@ -84,6 +84,23 @@ def test_man_page_sections_come_out_reflowed() -> None:
         "Gzip reduces the size of the named files using Lempel-Ziv coding.\nWhenever possible, each file is replaced."
     )
     assert "SYNOPSIS" in page.text and "Lempel-Ziv" in page.text
+    assert "NAME" not in page.text and "compress or expand" not in page.text  # the query is not in the passage
+
+
+def test_longdoc_queries_are_unique_test_split_summaries_answered_by_their_page() -> None:
+    from evaluation.longdoc import load_task
+    from evaluation.split import assign
+
+    def page(i: int, summary: str, length: int = 60) -> manpages.ManPage:
+        return manpages.ManPage("pkg", f"p{i}.1", (f"name{i}",), summary, "", f"SYNOPSIS p{i} " + "word " * length)
+
+    pages = [page(i, f"summary {i}") for i in range(300)] + [page(300, "summary 7"), page(301, "too short", 5)]
+    queries, passages, targets = load_task(pages)
+    assert len(passages) == 301  # every page long enough is a candidate, the short one is not
+    tests = {f"summary {i}" for i in range(300) if assign(f"name{i}") == "test" and i != 7}
+    assert set(queries) == tests and len(tests) > 10
+    for query, target in zip(queries, targets):
+        assert passages[target].startswith(f"SYNOPSIS p{query.split()[1]} ")
 
 
 def _deb(path: Path, files: dict[str, bytes]) -> None:

@@ -3,7 +3,8 @@
 Pages are rendered with groff (``groff-base``, on every Debian system) without hyphenation and with very
 long lines, then re-flowed into paragraphs, so no word is split by the renderer. A page that only
 includes another (``.so``) is skipped; the names it would add are already on the page it includes.
-The whole rendered page is kept too (``ManPage.text``): the long-document task scores it entire.
+The whole rendered page but its NAME section is kept too (``ManPage.text``): the long-document task
+(evaluation/longdoc.py) scores it entire against the NAME summary, which it must therefore not contain.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ManPage:
     names: tuple[str, ...]  # the names before " - " on the NAME line
     summary: str  # the NAME line after " - ": what the page is about, in one line
     description: str  # the DESCRIPTION section, re-flowed
-    text: str  # the whole page, re-flowed
+    text: str  # the whole page without its NAME section, re-flowed
 
 
 def render(source: bytes) -> str:
@@ -69,21 +70,22 @@ def parse(page: str, package: str, rendered: str) -> ManPage | None:
     """Sections by their unindented capitalised headings; None when NAME has no " - " summary."""
     sections: dict[str, list[str]] = {}
     current = None
-    lines = rendered.splitlines()[1:-1]  # groff's header and footer lines
-    for line in lines:
+    body = []  # every line outside NAME, headings included
+    for line in rendered.splitlines()[1:-1]:  # groff's header and footer lines
         heading = _SECTION.match(line)
         if heading:
             current = heading.group(1).strip()
             sections.setdefault(current, [])
         elif current is not None:
             sections[current].append(line)
+        if current != "NAME":
+            body.append(line)
     name_line = " ".join(" ".join(sections.get("NAME", [])).split())
     if " - " not in name_line:
         return None
     names, summary = name_line.split(" - ", 1)
-    text = _reflow(lines)
     return ManPage(package, page, tuple(n.strip() for n in names.split(",") if n.strip()), summary.strip(),
-                   _reflow(sections.get("DESCRIPTION", [])), text)
+                   _reflow(sections.get("DESCRIPTION", [])), _reflow(body))
 
 
 def _read_package(deb: Deb, cache: Path | None) -> list[ManPage]:

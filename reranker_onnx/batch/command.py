@@ -23,6 +23,9 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (e.g. auto, or ray://head:10001); default: start Ray here."),
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="Ray actors (default: Ray's CPUs / threads)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: only on a terminal)."),
+    windows: bool = typer.Option(False, "--windows", help="Score long passages as overlapping windows; best window wins (MaxP)."),
+    window: Optional[int] = typer.Option(None, "--window", min=2, help="Tokens per window (default: max length)."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Passage tokens between window starts (default: half a window)."),
 ) -> None:
     """Score every row of INPUT into OUTPUT (JSON Lines), resuming where a killed run stopped.
 
@@ -35,7 +38,7 @@ def batch(
     if engine == "local" and (address or actors):
         raise InputError("--address and --actors need --engine ray")
     job = BatchJob(input, output, errors=errors, model=model, variant=variant, threads=threads, top_k=top_k,
-                   max_errors=max_errors, input_format=input_format)
+                   max_errors=max_errors, input_format=input_format, windows=windows, window=window, stride=stride)
     report = run_batch(job, engine=engine, address=address, actors=actors, progress=progress)  # type: ignore[arg-type]
     rate = report.pairs / report.seconds if report.seconds else 0.0
     resumed = f" ({report.resumed} of {report.shards} shards done earlier)" if report.resumed else ""

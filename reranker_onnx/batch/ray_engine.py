@@ -69,18 +69,19 @@ def unpack_model(bundle: ModelBundle, root: Path | None = None) -> Path:
 
 
 class _Actor:
-    def __init__(self, bundle: Any, variant: str, threads: int) -> None:
+    def __init__(self, bundle: Any, variant: str, threads: int, scoring: dict[str, Any] | None = None) -> None:
         ray = need("ray", "ray")
         if isinstance(bundle, ray.ObjectRef):
             bundle = ray.get(bundle)
-        self.reranker = Reranker(unpack_model(bundle), variant=variant, threads=threads)
+        self.reranker = Reranker(unpack_model(bundle), variant=variant, threads=threads, **(scoring or {}))
 
 
 class ShardScorer(_Actor):
     """Ray Data callable: a batch of shard descriptors in, their scored lines out."""
 
-    def __init__(self, bundle: Any, variant: str, threads: int, source: dict[str, str], limits: dict[str, int], top_k: int | None) -> None:
-        super().__init__(bundle, variant, threads)
+    def __init__(self, bundle: Any, variant: str, threads: int, source: dict[str, str], limits: dict[str, int],
+                 top_k: int | None, scoring: dict[str, Any] | None = None) -> None:
+        super().__init__(bundle, variant, threads, scoring)
         self.source = Source(Path(source["path"]), source["format"])  # type: ignore[arg-type]
         self.limits, self.top_k = Limits(**limits), top_k
 
@@ -149,6 +150,7 @@ def score_on_ray(
             fn_constructor_kwargs=dict(
                 bundle=ray.put(bundle_model(model_dir)), variant=variant, threads=plan.threads,
                 source={"path": str(source.path), "format": source.format}, limits=asdict(job.limits), top_k=job.top_k,
+                scoring=job.scoring,
             ),
         )
         fields = set(ShardResult.__dataclass_fields__)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from reranker_onnx import InputError, Reranker
 
@@ -31,7 +31,7 @@ EXIT_BAD_ROWS, EXIT_TOO_MANY_BAD_ROWS = 3, 4
 
 @dataclass(frozen=True)
 class BatchJob:
-    """What to do; the same job (input, model, variant, ``top_k``, limits) resumes from its parts."""
+    """What to do; the same job (input, model, variant, ``top_k``, windows, limits) resumes from its parts."""
 
     input: str
     output: str
@@ -43,6 +43,14 @@ class BatchJob:
     max_errors: int = 100
     input_format: str | None = None
     limits: Limits = field(default_factory=Limits)
+    windows: bool = False  # long passages as windows, best window wins (Reranker's windows=)
+    window: int | None = None
+    stride: int | None = None
+
+    @property
+    def scoring(self) -> dict[str, Any]:
+        """The Reranker options every worker scores with."""
+        return {"windows": self.windows, "window": self.window, "stride": self.stride}
 
     @property
     def errors_path(self) -> Path:
@@ -84,6 +92,7 @@ def _identity(job: BatchJob, source: Source, reranker: Reranker) -> dict[str, ob
         },
         "top_k": job.top_k,
         "limits": asdict(job.limits),
+        **({"scoring": job.scoring} if job.windows else {}),  # absent when off: older jobs still resume
     }
 
 
@@ -106,7 +115,7 @@ def run_batch(
     if engine == "ray":
         need("ray.data", "ray")
     # On the driver: resolve and verify the model, and fix the variant every worker will use.
-    reranker = Reranker(job.model, variant=job.variant, threads=job.threads if engine == "local" else 1)
+    reranker = Reranker(job.model, variant=job.variant, threads=job.threads if engine == "local" else 1, **job.scoring)
     files = JobFiles(Path(job.output).absolute(), job.errors_path, _identity(job, source, reranker))
     try:
         files.open()

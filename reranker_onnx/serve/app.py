@@ -187,7 +187,8 @@ def create_app(
 
     def entries() -> list[ModelEntry]:
         return [ModelEntry(id=s.card.id, variant=s.card.variant, variant_reason=s.card.variant_reason,
-                           max_length=s.card.max_length, batch_independent=s.card.batch_independent)
+                           max_length=s.card.max_length, batch_independent=s.card.batch_independent,
+                           windows=s.card.windows)
                 for s in served.values()]
 
     @app.get("/health", response_model=Health)

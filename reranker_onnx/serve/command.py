@@ -28,8 +28,15 @@ def serve(
     batch_wait_ms: float = typer.Option(2.0, "--batch-wait-ms", min=0, help="Wait for requests to merge (batch-independent graphs)."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.001, help="Seconds before a request is answered 503."),
     no_merge: bool = typer.Option(False, "--no-merge", help="Never merge requests into one runtime call."),
+    windows: bool = typer.Option(False, "--windows", help="Score long passages as overlapping windows; best window wins (MaxP)."),
+    window: Optional[int] = typer.Option(None, "--window", min=2, help="Tokens per window (default: max length)."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Passage tokens between window starts (default: half a window)."),
 ) -> None:
-    """Serve reranking over HTTP: Cohere /v1/rerank and /v2/rerank (also Jina's shape), TEI /rerank."""
+    """Serve reranking over HTTP: Cohere /v1/rerank and /v2/rerank (also Jina's shape), TEI /rerank.
+
+    Windows are the server's choice, not a request's: they multiply a request's cost by up to the
+    windows per passage, which is the operator's to plan (queue, timeout, max documents), not a client's.
+    """
     from reranker_onnx import InputError, Reranker, RerankerError
 
     try:
@@ -41,13 +48,15 @@ def serve(
 
     limits = Limits(max_documents=max_documents, max_body_bytes=max_body_bytes, max_queue=max_queue,
                     batch_wait_ms=batch_wait_ms, timeout_s=timeout)
-    rerankers = [Reranker(m, variant=variant, threads=threads) for m in (model or [None])]  # errors: cli.main
+    rerankers = [Reranker(m, variant=variant, threads=threads, windows=windows, window=window, stride=stride)
+                 for m in (model or [None])]  # errors: cli.main
     try:
         app = create_app(rerankers, limits=limits, api_key=api_key or None, merge=not no_merge)
     except ValueError as exc:  # two models with one name
         raise InputError(str(exc)) from None
     for s in app.state.served.values():
-        typer.echo(f"serving {s.card.id} ({s.card.variant}; {'merging requests' if s.batcher.merge else 'one request per call'})", err=True)
+        how = "merging requests" if s.batcher.merge else "one request per call"
+        typer.echo(f"serving {s.card.id} ({s.card.variant}; {how}{'; windows' if s.card.windows else ''})", err=True)
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: {host} may be reachable from other machines and no --api-key is set", err=True)
     typer.echo(f"listening on http://{host}:{port} (Ctrl-C or SIGTERM stops after in-flight requests)", err=True)

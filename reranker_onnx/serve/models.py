@@ -41,6 +41,7 @@ class ModelCard:
     activation: str  # "identity" or "sigmoid": what Reranker.score returns
     max_length: int
     batch_independent: bool
+    windows: bool  # long passages scored as windows, best window wins (serve --windows)
 
     @classmethod
     def of(cls, reranker: Reranker) -> ModelCard:
@@ -53,6 +54,7 @@ class ModelCard:
             activation=info.activation,
             max_length=info.max_length,
             batch_independent=batch_independent(info.variant, quantization),
+            windows=info.windows,
         )
 
     def relevance(self, score: float) -> float:

@@ -25,7 +25,8 @@ class RerankRequest(BaseModel):
     documents: list[Union[StrictStr, TextDocument]] = Field(..., description="Texts, or objects with a text field.")
     top_n: Optional[int] = Field(None, ge=1, description="Return only the best N results.")
     return_documents: StrictBool = Field(False, description="Include each document's text in the results.")
-    # Accepted for compatibility with Cohere clients; they do not change scoring here.
+    # Accepted for compatibility with Cohere clients; they do not change scoring here: a long document is
+    # cut to the model's max length, or scored as windows (best window wins) if the server runs --windows.
     rank_fields: Optional[list[StrictStr]] = None
     max_chunks_per_doc: Optional[int] = None
     max_tokens_per_doc: Optional[int] = None
@@ -68,7 +69,8 @@ class TeiRequest(BaseModel):
     raw_scores: StrictBool = Field(False, description="The model's logits instead of their sigmoid.")
     return_text: StrictBool = False
     truncate: Optional[StrictBool] = Field(
-        None, description="Accepted; passages are always cut to the model's max_length like the reference."
+        None, description="Accepted; long passages are cut to the model's max_length like the reference, "
+        "or scored as windows (best window wins) if the server runs with --windows."
     )
     truncation_direction: Literal["Right", "right"] = Field("Right", description="Only Right (the reference's).")
 
@@ -87,6 +89,7 @@ class ModelEntry(BaseModel):
     variant_reason: str
     max_length: int
     batch_independent: bool
+    windows: bool = Field(False, description="Long passages are scored as windows; the best window's score wins.")
 
 
 class ModelList(BaseModel):
