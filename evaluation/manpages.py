@@ -26,7 +26,6 @@ from evaluation.bm25 import BM25Config, top_k
 from evaluation.metrics import mean, ndcg, reciprocal_rank
 
 NAME_RE = re.compile(r"^NAME\s*\n(.*?)\n\s*\n", re.M | re.S)
-HEADER_RE = re.compile(r"^[A-Z][A-Z0-9 ,/-]+$", re.M)
 
 
 def parse_page(text: str) -> tuple[str, str] | None:
