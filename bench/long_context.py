@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import statistics
@@ -62,24 +61,17 @@ def build_graphs(cache: Path, block: int, size: str = "full") -> dict[str, Path]
 # ---------------------------------------------------------------- the measuring child
 
 
-def _vm_hwm() -> int:
-    """Peak RSS of this process in bytes. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
-    child forked from a large parent would report the parent's size (seen: 1.2 GB after building graphs)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def _child(graph: str, length: int, repeats: int, threads: int, vocab: int, warmup: int = 0) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
+
+    from .worker import status_kb  # VmHWM, not ru_maxrss, which Linux carries across exec (procs.py)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    loaded = _vm_hwm()
+    loaded = status_kb("VmHWM") * 1024
     rng = np.random.default_rng(length)
     arrays = {
         "input_ids": rng.integers(5, vocab, (1, length), dtype=np.int64),
@@ -97,7 +89,7 @@ def _child(graph: str, length: int, repeats: int, threads: int, vocab: int, warm
     return {
         "times": times,
         "loaded_rss": loaded,
-        "peak_rss": _vm_hwm(),
+        "peak_rss": status_kb("VmHWM") * 1024,
         "logit": float(logit.ravel()[0]),
     }
 

@@ -7,7 +7,7 @@ Two views, in a fresh worker process after a warm-up call:
   time of the real ``score()`` call, so the split's sum can be checked against it;
 * cProfile over the real call: the functions with the most own time.
 
-Only the input checks are reached as private functions; the rest are the Scorer's public steps.
+Every stage is a public step: ``Reranker.pairs`` (the input checks), then the Scorer's.
 """
 
 from __future__ import annotations
@@ -24,15 +24,10 @@ from . import stats
 
 
 def _stages(reranker: Any, query: str, passages: list[str]) -> dict[str, float]:
-    from reranker_onnx.reranker import _check_passages, _check_text
-
     scorer = reranker.scorer
     t = {}
     start = time.perf_counter()
-    _check_text(query, "query")
-    texts = _check_passages(passages)
-    scorer.encoder.query_tokens(query)
-    pairs = [(query, p) for p in texts]
+    pairs = reranker.pairs(query, passages)
     t["input checks"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -8,7 +8,7 @@ same rewrite the export now applies (``static_quant``), calibrated on the same r
 batch spread measured. Weights and kept-fp32 nodes are untouched. Fidelity is re-measured against the
 fp32 graph when the directory has one; a bundle has none, so its record keeps the dynamic graph's
 fp32 fidelity and adds the new graph's agreement with that dynamic graph; real-label quality is then
-``python -m evaluation``'s verdict. The new directory is written beside NEW_DIR and renamed into place.
+``python -m evaluation``'s verdict. The new directory is staged beside NEW_DIR and swapped into place (``store.staged``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 from reranker_onnx import Reranker
 from reranker_onnx.errors import RerankerError
 from reranker_onnx.manifest import Variant, file_entry, read_manifest
-from reranker_onnx.store import install_atomically
+from reranker_onnx.store import staged
 
 from . import static_quant
 from .batch_independence import spread_on_queries
@@ -43,9 +42,7 @@ def rescale(model_dir: Path, out: Path, threads: int = 2) -> dict[str, dict]:
     queries = manifest.export.get("validation", {}).get("queries", 12) // max(1, len(languages))
     vset = validation_set(languages, queries, 16)  # type: ignore[arg-type]
     calibration = static_quant.calibration_pairs(languages, vset)  # type: ignore[arg-type]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with staged(out) as tmp:
         shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
         rewritten: dict[str, dict] = {}
         for name in sorted({v.file for v in dynamic.values()}):
@@ -74,10 +71,6 @@ def rescale(model_dir: Path, out: Path, threads: int = 2) -> dict[str, dict]:
             variants[name] = Variant(old.file, recipe, fidelity)
             updated = replace(updated, variants=variants)
         updated.write(tmp)
-        install_atomically(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {n: {"quantization": variants[n].quantization, "fidelity": variants[n].fidelity} for n in dynamic}
 
 

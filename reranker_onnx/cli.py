@@ -141,7 +141,7 @@ def list_models() -> None:
         elif (store_dir() / name / "manifest.json").is_file():
             where = "installed"
         else:
-            upstream = entry.pull and entry.pull.get("onnx") is not False
+            upstream = entry.pull and entry.pull.onnx
             where = "pullable" if entry.artifacts.url or upstream else "export locally"
         typer.echo(f"{name:<48} {entry.family:<12} {entry.license:<11} {where}")
 

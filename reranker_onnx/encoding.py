@@ -140,10 +140,6 @@ class PairEncoder:
             )
         return cut.text, cut.tokens
 
-    def query_tokens(self, query: str) -> int:
-        """Tokens of ``query`` without special tokens (at most :func:`char_cap` characters are read)."""
-        return self.cut(query).tokens
-
     def encode(self, pairs: Sequence[tuple[str, str]]) -> EncodedPairs:
         """Token ids of pairs, as the reference's truncation gives them, from texts cut first.
 

@@ -112,11 +112,6 @@ class GraphInfo:
             data.update(weight_type="qint8", mixed_weight_types=True)
         return data
 
-    @property
-    def saturates_on_avx2(self) -> bool:
-        """Would onnxruntime's fast u8×s8 kernel on x86 without VNNI overflow on these weights?"""
-        return self.kind == "int8" and self.weight_type != "quint8" and not self.reduce_range
-
     def describe(self) -> str:
         if self.kind == "fp32":
             return "fp32 weights"

@@ -67,6 +67,33 @@ class UpstreamPin:
         return {"sha256": self.sha256, **({"size": self.size} if self.size is not None else {})}
 
 
+def _pins(data: dict[str, Any]) -> dict[str, UpstreamPin]:
+    return {f: UpstreamPin(str(p["sha256"]), p.get("size")) for f, p in data.items()}
+
+
+@dataclass(frozen=True)
+class PullRecord:
+    """Where ``rerank-onnx pull`` takes upstream's own ONNX graphs from (upstream.py)."""
+
+    revision: str | None = None  # a commit holding onnx/; None: the first online pull resolves main
+    files: dict[str, UpstreamPin] = field(default_factory=dict)  # pins at ``revision``
+    languages: tuple[str, ...] = ("en",)  # of the pairs the on-device check scores
+    note: str = ""
+    onnx: bool = True  # False: upstream publishes no graphs (``note`` says why); export the model instead
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PullRecord:
+        return cls(**{**data, "files": _pins(data.get("files", {})),
+                      "languages": tuple(data.get("languages") or cls.languages)})
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.onnx:  # nothing to pull: only why
+            return {"onnx": False, **({"note": self.note} if self.note else {})}
+        files = {f: pin.to_dict() for f, pin in self.files.items()}
+        return {"revision": self.revision, "languages": list(self.languages), **({"files": files} if files else {}),
+                **({"note": self.note} if self.note else {})}
+
+
 @dataclass(frozen=True)
 class LockEntry:
     name: str
@@ -80,7 +107,7 @@ class LockEntry:
     artifacts: Artifacts = field(default_factory=Artifacts)
     notes: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # base weights, data, script: trained here
-    pull: dict[str, Any] = field(default_factory=dict)  # upstream ONNX: {"revision", "files", "languages"} (upstream.py)
+    pull: PullRecord | None = None  # where upstream publishes ONNX graphs, if anywhere
     upstream_files: dict[str, UpstreamPin] = field(default_factory=dict)  # at ``revision``
     upstream_files_source: str = ""  # where the pins come from
 
@@ -91,7 +118,7 @@ class LockEntry:
         if self.provenance:
             data["provenance"] = self.provenance
         if self.pull:
-            data["pull"] = self.pull
+            data["pull"] = self.pull.to_dict()
         if self.upstream_files:
             data["upstream_files"] = {f: pin.to_dict() for f, pin in self.upstream_files.items()}
             data["upstream_files_source"] = self.upstream_files_source
@@ -134,9 +161,8 @@ def parse_lock(data: Any, where: str = LOCK_NAME) -> dict[str, LockEntry]:
                 artifacts=Artifacts.from_dict(e.get("artifacts", {})),
                 notes=e.get("notes", ""),
                 provenance=e.get("provenance", {}),
-                pull=e.get("pull") or {},
-                upstream_files={f: UpstreamPin(str(p["sha256"]), p.get("size"))
-                                for f, p in e.get("upstream_files", {}).items()},
+                pull=PullRecord.from_dict(e["pull"]) if e.get("pull") else None,
+                upstream_files=_pins(e.get("upstream_files", {})),
                 upstream_files_source=e.get("upstream_files_source", ""),
             )
         except KeyError as exc:
@@ -156,6 +182,10 @@ def _check_entry(entry: LockEntry, where: str) -> None:
         raise ManifestError(f"{bad}: repo, revision, url and bundled must be strings")
     if not all(isinstance(f.sha256, str) and f.size >= 0 for f in entry.artifacts.files.values()):
         raise ManifestError(f'{bad}: every file in "artifacts" needs a "sha256" string and a "size" integer')
+    pull = entry.pull
+    if pull and not (isinstance(pull.onnx, bool) and all(isinstance(v, str) for v in (pull.note, pull.revision or "",
+                                                                                        *pull.languages))):
+        raise ManifestError(f'{bad}: "pull" needs "onnx" true or false, and strings for revision (or null), note, languages')
 
 
 def dump_lock(entries: dict[str, LockEntry]) -> str:

@@ -84,14 +84,6 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _check_passages(passages: object) -> list[str]:
-    if isinstance(passages, (str, bytes)):
-        raise InputError("passages must be a list of strings, not a single string; wrap it in a list")
-    if not isinstance(passages, Sequence):
-        raise InputError(f"passages must be a list of strings, got {type(passages).__name__}")
-    return [_check_text(p, f"passage {i}") for i, p in enumerate(passages)]
-
-
 def _memory_plan(manifest: Manifest, budget: int | str | None, too_long: str,
                  max_length: int) -> memory.MemoryPlan | None:
     """The memory budget applied to this model (None where the free memory cannot be read)."""
@@ -235,9 +227,17 @@ class Reranker:
 
     def score(self, query: str, passages: Sequence[str], *, raw: bool = False) -> list[float]:
         """Scores of one query against passages, in the passages' order (``raw``: as in ``predict``)."""
-        query = self._check_query(_check_text(query, "query"), "the query")
-        pairs = [(query, p) for p in _check_passages(passages)]
+        pairs = self.pairs(query, passages)
         return self._scorer.logits(pairs).tolist() if raw else self._scorer.scores(pairs)
+
+    def pairs(self, query: str, passages: Sequence[str]) -> list[tuple[str, str]]:
+        """The checks ``score`` and ``rank`` run on their input, and the pairs they then score."""
+        query = self._check_query(_check_text(query, "query"), "the query")
+        if isinstance(passages, (str, bytes)):
+            raise InputError("passages must be a list of strings, not a single string; wrap it in a list")
+        if not isinstance(passages, Sequence):
+            raise InputError(f"passages must be a list of strings, got {type(passages).__name__}")
+        return [(query, _check_text(p, f"passage {i}")) for i, p in enumerate(passages)]
 
     def _check_query(self, query: str, what: str) -> str:
         """One rule for score, rank and predict: a query with nothing visible, or no tokens for this

@@ -130,10 +130,10 @@ def _record_pin(name: str, repo: str, revision: str) -> None:
     os.replace(tmp, path)
 
 
-def pull_revision(entry: LockEntry, record: dict[str, Any], offline: bool, say: Callable[[str], None]) -> tuple[str, str]:
+def pull_revision(entry: LockEntry, offline: bool, say: Callable[[str], None]) -> tuple[str, str]:
     """(commit, where it came from): models.lock's, else the one recorded at a first pull, else main resolved now."""
-    if record.get("revision"):
-        return str(record["revision"]), "models.lock pull record"
+    if entry.pull and entry.pull.revision:
+        return entry.pull.revision, "models.lock pull record"
     recorded = _recorded_pin(entry.name)
     if recorded:
         return recorded, f"resolved at a first pull and recorded in {_pins_path()}"
@@ -162,10 +162,9 @@ def _order(graphs: list[str], variant: str) -> list[str]:
 class _Fetcher:
     """Downloads and checks files of one repo at one revision, remembering what it got."""
 
-    def __init__(self, entry: LockEntry, revision: str, remote: dict[str, hub.RemoteFile], record: dict[str, Any],
-                 opts: PullOptions) -> None:
+    def __init__(self, entry: LockEntry, revision: str, remote: dict[str, hub.RemoteFile], opts: PullOptions) -> None:
         self.entry, self.revision, self.remote, self.opts = entry, revision, remote, opts
-        self.pins = {rel: str(p["sha256"]) for rel, p in (record.get("files") or {}).items() if p.get("sha256")}
+        self.pins = {rel: pin.sha256 for rel, pin in (entry.pull.files if entry.pull else {}).items() if pin.sha256}
         self.got: dict[str, tuple[Path, str]] = {}
 
     def __call__(self, rel: str) -> tuple[Path, str]:
@@ -263,9 +262,8 @@ def _measure(root: Path, manifest: Manifest, variant: str, languages: tuple[str,
 
 def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
     """Pull ``entry`` from upstream's own ONNX graphs into the store; return the installed directory."""
-    record = entry.pull or {}
-    if not entry.repo or not record or record.get("onnx") is False:
-        why = record.get("note") or "its upstream repo publishes no ONNX graphs"
+    if not entry.repo or not entry.pull or not entry.pull.onnx:
+        why = (entry.pull and entry.pull.note) or "its upstream repo publishes no ONNX graphs"
         raise DownloadError(
             f"{entry.name}: nothing to pull ({why}); export it instead: "
             f"pip install \"reranker-onnx[export]\" and run `rerank-onnx export {entry.name}`"
@@ -275,7 +273,7 @@ def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
         log.info("%s is already installed at %s", entry.name, target)
         return target
     repo, say = str(entry.repo), opts.say
-    revision, revision_from = pull_revision(entry, record, opts.offline, say)
+    revision, revision_from = pull_revision(entry, opts.offline, say)
     remote = hub.cached_listing(repo, revision) if opts.offline else hub.listing(repo, revision)
     graphs = sorted(rel for rel in remote if re.fullmatch(r"onnx/[^/]+\.onnx", rel))
     if not graphs:
@@ -286,7 +284,7 @@ def pull_upstream(entry: LockEntry, opts: PullOptions) -> Path:
         )
     if TOKENIZER not in remote:
         raise DownloadError(f"{entry.name}: {repo}@{revision[:12]} has no tokenizer.json; export it instead")
-    fetch = _Fetcher(entry, revision, remote, record, opts)
+    fetch = _Fetcher(entry, revision, remote, opts)
     repo_files = {rel: fetch(rel)[0] for rel in REPO_FILES if rel in remote}
 
     host = cpu.detect()
@@ -368,7 +366,7 @@ def _build(root: Path, entry: LockEntry, revision: tuple[str, str], fetch: _Fetc
 
     manifest("identity")
     if chosen is not None and with_fp32 and opts.validate:
-        languages = tuple(entry.pull.get("languages") or ("en",))
+        languages = entry.pull.languages if entry.pull else ("en",)
         opts.say(f"validating {chosen.rel} against {FP32_GRAPH} on the device ({', '.join(languages)} pairs)")
         measured = _measure(root, manifest("identity"), variant, languages)
         pull_info["validation"] = {**measured, "gate_ndcg_at_10": opts.min_ndcg, "passed": measured["ndcg_at_10"] >= opts.min_ndcg}

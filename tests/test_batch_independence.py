@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from export.batch_independence import batch_spread, splits
+from export.families import FAMILIES
 from export.static_quant import BATCH_TOLERANCE
 from export.validation import validation_set
 from reranker_onnx import Reranker
@@ -49,7 +50,7 @@ def test_splits_cover_every_pair_once_per_split():
         assert flat == list(range(37)), name
 
 
-@pytest.mark.parametrize("family", ["bert", "xlm-roberta", "modernbert", "jinabert"])
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_int8_variant_is_batch_independent(exported, family):
     _check(exported(family))
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -15,96 +11,65 @@ from reranker_onnx import DownloadError, Reranker
 from reranker_onnx.manifest import read_manifest
 from reranker_onnx.pull import pull_model
 from reranker_onnx.store import store_dir
+from testing.hub import Fault, HubServer
 
 NAME = "tiny-bert"
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    """Serves a folder; ``damage`` maps a path to "corrupt" (flip a byte) or "cut" (close mid-body)."""
-
-    damage: dict[str, str] = {}
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        rel = self.path.lstrip("/")
-        mode = self.damage.get(rel)
-        if mode is None:
-            return super().do_GET()
-        data = bytearray((Path(self.directory) / rel).read_bytes())
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if mode == "corrupt":
-            data[len(data) // 2] ^= 0xFF
-            self.wfile.write(bytes(data))
-        else:  # "cut": half the body, then the connection drops
-            self.wfile.write(bytes(data[: len(data) // 2]))
-            self.close_connection = True
+REVISION = "0" * 40
 
 
 @pytest.fixture()
-def server(exported):
+def hub(exported, tmp_path, monkeypatch):
+    """The hub stand-in serving an exported model, and a lock whose artifacts point at it."""
     root = exported("bert")
-    _Handler.damage = {}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture()
-def lock(server, tmp_path, monkeypatch):
-    url, root = server
-    path = tmp_path / "models.lock"
-    entry = {"repo": "fixture/tiny-bert", "revision": None, "license": "Apache-2.0", "family": "bert",
-             "max_length": 512, "activation": "identity", "artifacts": {"url": url}}
-    path.write_text(json.dumps({"lock_version": 1, "models": {NAME: entry}}))
-    record_export(path, NAME, root, read_manifest(root), None)
-    monkeypatch.setenv("RERANKER_ONNX_LOCK", str(path))
-    return path
+    with HubServer() as server:
+        server.add_folder("fixture/tiny-bert", root, REVISION)
+        path = tmp_path / "models.lock"
+        entry = {"repo": "fixture/tiny-bert", "revision": None, "license": "Apache-2.0", "family": "bert",
+                 "max_length": 512, "activation": "identity",
+                 "artifacts": {"url": f"{server.url}/fixture/tiny-bert/resolve/{REVISION}"}}
+        path.write_text(json.dumps({"lock_version": 1, "models": {NAME: entry}}))
+        record_export(path, NAME, root, read_manifest(root), None)
+        monkeypatch.setenv("RERANKER_ONNX_LOCK", str(path))
+        yield server
 
 
 def _store_is_clean() -> bool:
     return not (store_dir() / NAME).exists() and not any(p.name.startswith(".") for p in store_dir().glob("*"))
 
 
-def test_pull_installs_a_verified_model_that_loads_by_name(lock):
+def test_pull_installs_a_verified_model_that_loads_by_name(hub):
     directory = pull_model(NAME)
     assert directory == store_dir() / NAME
     assert Reranker(NAME).score("q", ["p"])  # resolves through the store
 
 
-def test_corrupted_download_installs_nothing(lock):
-    _Handler.damage = {"onnx/model.onnx": "corrupt"}
+def test_corrupted_download_installs_nothing(hub):
+    hub.faults.append(Fault("corrupt", "onnx/model.onnx", after=1000))
     with pytest.raises(DownloadError, match="sha256 does not match"):
         pull_model(NAME)
     assert _store_is_clean()
 
 
-def test_interrupted_download_installs_nothing(lock):
-    _Handler.damage = {"tokenizer.json": "cut"}
+def test_interrupted_download_installs_nothing(hub):
+    hub.faults.append(Fault("drop", "tokenizer.json", after=1000))
     with pytest.raises(DownloadError, match="run pull again"):
         pull_model(NAME)
     assert _store_is_clean()
 
 
-def test_offline_mode_never_touches_the_network(lock, monkeypatch):
-    _Handler.damage = {"manifest.json": "cut"}  # would fail loudly if contacted
+def test_offline_mode_never_touches_the_network(hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DownloadError, match="offline mode"):
         pull_model(NAME)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(DownloadError, match="offline mode"):
         pull_model(NAME, offline=True)
+    assert hub.requests == []
 
 
-def test_a_failed_repull_keeps_the_installed_copy(lock):
+def test_a_failed_repull_keeps_the_installed_copy(hub):
     pull_model(NAME)
-    _Handler.damage = {"onnx/model.onnx": "corrupt"}
+    hub.faults.append(Fault("corrupt", "onnx/model.onnx", after=1000))
     with pytest.raises(DownloadError):
         pull_model(NAME, force=True)
     assert Reranker(NAME, variant="fp32").score("q", ["p"])

@@ -54,7 +54,7 @@ class StandIn:
     def publish(self, *names: str) -> HubServer:
         data = json.loads(self.lock.read_text(encoding="utf-8"))
         for name in names:
-            pull = dict(self.real[name].pull)
+            pull = self.real[name].pull.to_dict()
             blobs = self.server.add_folder(str(self.real[name].repo), replica(name), pull.get("revision") or REPLICA_MAIN)
             pinned = set(pull.get("files") or {}) & set(blobs)  # the real pins, re-pointed at the replica's bytes
             pull["files"] = {rel: {"sha256": blobs[rel].sha256} for rel in sorted(pinned | {"tokenizer.json"})}
@@ -103,7 +103,7 @@ def test_pull_downloads_what_this_host_needs_validates_and_scores(stand_in, name
     assert set(manifest.variants) == {"fp32", variant}
     chosen = manifest.variants[variant]
     assert chosen.quantization.extra["read_from_graph"] and chosen.fidelity["pairs"] == len(
-        shipped_pairs(tuple(load_lock()[name].pull.get("languages", ["en"]))).pairs)
+        shipped_pairs(load_lock()[name].pull.languages).pairs)
     assert {"spearman", "ndcg_at_10", "top1_agreement"} <= set(chosen.fidelity)
     assert manifest.export["pull"]["validation"]["passed"]
     graphs = {f for f in _gets(hub) if f.endswith(".onnx")}
@@ -136,7 +136,7 @@ def test_an_upstream_id_pulls_too(stand_in):
 
 def test_a_lock_without_a_pull_revision_resolves_main_once_and_records_it(stand_in):
     hub = stand_in.publish(TINYBERT)
-    assert load_lock()[TINYBERT].pull.get("revision") is None  # the export pin predates onnx/ (facts)
+    assert load_lock()[TINYBERT].pull.revision is None  # the export pin predates onnx/ (facts)
     messages: list[str] = []
     pull_model(TINYBERT, min_ndcg=0.0, say=messages.append)
     assert read_manifest(store_dir() / TINYBERT).source["revision"] == REPLICA_MAIN

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reranker_onnx import IntegrityError, Reranker, RerankerError
+from reranker_onnx.store import staged
 
 from .deps import need
 from .plan import Limits, Shard, plan_actors
@@ -45,18 +45,10 @@ def unpack_model(bundle: ModelBundle, root: Path | None = None) -> Path:
     root = root or Path(tempfile.gettempdir()) / "reranker-onnx-ray"
     target = root / digest
     if not target.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{digest}-"))
-        try:
+        with staged(target, keep_existing=True) as tmp:  # another actor on this node may install it first
             for name, data in bundle["files"].items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_bytes(data)
-            os.replace(tmp, target)
-        except OSError:  # another actor on this node installed it first
-            if not target.is_dir():
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     for name, expected in bundle["sha256"].items():
         path = target / name
         actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
