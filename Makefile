@@ -62,10 +62,12 @@ test: $(VENV)/.dev
 
 # The property-based harness at depth (minutes): random inputs for every surface; each failure is saved
 # in tests/fuzz-db and replayed by `make test` (turn it into an @example once fixed). The address-space
-# limit turns a runaway allocation into a failing example instead of the host's OOM killer.
+# limit stops a runaway allocation before the host's OOM killer does: Python raises MemoryError (a failing
+# example), but tokenizers' Rust code aborts the run, saving nothing (the traceback names the call).
 FUZZ_EXAMPLES ?= 80
+FUZZ_TESTS := tests/test_fuzz.py tests/test_fuzz_batch.py tests/test_serve_fuzz.py
 fuzz: $(VENV)/.dev
-	ulimit -v 8000000 && RERANKER_FUZZ=deep RERANKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py
+	ulimit -v 8000000 && RERANKER_FUZZ=deep RERANKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q $(FUZZ_TESTS)
 
 # The batch job alone, Ray lane included (marked slow: Ray starts in about 20 s; `make test` runs it too).
 test-batch: $(VENV)/.dev

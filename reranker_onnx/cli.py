@@ -6,7 +6,6 @@ tampered, download failed). Errors are one line on stderr; a user mistake never 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
@@ -16,6 +15,7 @@ import typer
 
 from .errors import CALLER_ERRORS, InputError, RerankerError
 from .inputs import gather, inert
+from .jsonl import json_line
 
 app = typer.Typer(
     add_completion=False,
@@ -27,14 +27,6 @@ app = typer.Typer(
 
 ModelOption = typer.Option(None, "--model", "-m", help="Model directory or name in the store (default: the bundled model).")
 VariantOption = typer.Option(None, "--variant", help="fp32, avx2, avx512_vnni or arm64 (default: chosen for this CPU).")
-
-
-# JSON allows these raw inside strings, but line readers (str.splitlines, JavaScript) break there.
-_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 def _print_table(rows: list[dict], width: int) -> None:
@@ -90,10 +82,10 @@ def score(
     if as_json or as_jsonl:
         public = [{k: v for k, v in r.items() if k != "text" or with_text} for r in rows]
         if as_json:
-            typer.echo(_json(public))
+            typer.echo(json_line(public))
         else:
             for r in public:
-                typer.echo(_json(r))
+                typer.echo(json_line(r))
     else:
         _print_table(rows, shutil.get_terminal_size((100, 20)).columns)
 

@@ -112,6 +112,7 @@ class PairEncoder:
         self.text_tokens = max(1, max_length - specials)  # the most one side of a pair can keep
         self.query_share = (max_length - specials) // 2
         self.pad_id = self._pad_id()
+        self.template = PairTemplate.read(self.plain)
 
     def _pad_id(self) -> int:
         padding = self.tokenizer.padding
@@ -158,22 +159,52 @@ class PairEncoder:
         for i, e in zip(short, encodings):
             ids[i], type_ids[i] = e.ids, e.type_ids
         long = [i for i, (q, _) in enumerate(pairs) if cuts[q].tokens > self.query_share]
-        queries = {q: self.plain.encode(cuts[q].text, add_special_tokens=False) for q in {pairs[i][0] for i in long}}
+        queries = {q: self.plain.encode(cuts[q].text, add_special_tokens=False).ids for q in {pairs[i][0] for i in long}}
         for start in range(0, len(long), LONG_QUERY_ROWS):  # passages untruncated: few at a time
             rows = long[start : start + LONG_QUERY_ROWS]
             passages = self.plain.encode_batch([fitted[i][0] for i in rows], add_special_tokens=False)
             for i, passage in zip(rows, passages):
                 query = pairs[i][0]
                 keep_q, keep_p = longest_first(cuts[query].tokens, max(len(passage.ids), fitted[i][1]), self.text_tokens)
-                q = Encoding.merge([queries[query]])  # a copy: truncate changes it in place
-                q.truncate(keep_q)
-                passage.truncate(keep_p)
-                e = self.plain.post_process(q, passage, add_special_tokens=True)
-                ids[i], type_ids[i] = e.ids, e.type_ids
+                ids[i], type_ids[i] = self.template.pair(queries[query][:keep_q], passage.ids[:keep_p])
         return EncodedPairs(ids=ids, type_ids=type_ids)
 
 
 LONG_QUERY_ROWS = 32  # passages tokenized at once beside a long query, whole: bounds their memory
+
+
+@dataclass(frozen=True)
+class PairTemplate:
+    """The special tokens the tokenizer's post-processor puts around a pair, and each side's type id.
+
+    A long query's pairs are assembled from it rather than by post-processing truncated Encodings:
+    those keep what they cut as overflowing parts, and post-processing pairs every part of one side
+    with every part of the other (make fuzz found 20,000 CJK characters on both sides taking 2.2 GB).
+    """
+
+    ids: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # before the query, between, after the passage
+    type_ids: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    query_type: int
+    passage_type: int
+
+    @classmethod
+    def read(cls, tokenizer: Tokenizer) -> PairTemplate:
+        """From a sample pair post-processed by ``tokenizer`` (which must not truncate)."""
+        a, b = (tokenizer.encode(text, add_special_tokens=False) for text in ("a", "b"))
+        e = tokenizer.post_process(a, b, add_special_tokens=True)
+        content = [k for k, special in enumerate(e.special_tokens_mask) if not special]
+        at = [content[: len(a.ids)], content[len(a.ids) :]]
+        assert [e.ids[k] for k in content] == a.ids + b.ids and all(at) and all(len(x) == x[-1] - x[0] + 1 for x in at), \
+            f"unexpected pair layout {e.tokens}: specials, query, specials, passage, specials"
+        cuts = ((0, at[0][0]), (at[0][-1] + 1, at[1][0]), (at[1][-1] + 1, len(e.ids)))
+        return cls(ids=tuple(tuple(e.ids[x:y]) for x, y in cuts), type_ids=tuple(tuple(e.type_ids[x:y]) for x, y in cuts),
+                   query_type=e.type_ids[at[0][0]], passage_type=e.type_ids[at[1][0]])
+
+    def pair(self, query: list[int], passage: list[int]) -> tuple[list[int], list[int]]:
+        """Token ids and type ids of the pair, as the post-processor gives them."""
+        (head, mid, tail), (head_t, mid_t, tail_t) = self.ids, self.type_ids
+        ids = [*head, *query, *mid, *passage, *tail]
+        return ids, [*head_t, *[self.query_type] * len(query), *mid_t, *[self.passage_type] * len(passage), *tail_t]
 
 
 def longest_first(n1: int, n2: int, room: int) -> tuple[int, int]:

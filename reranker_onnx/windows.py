@@ -66,8 +66,11 @@ class Windower:
         self.query_share, self.max_windows, self.cap = query_share, max_windows, chars_per_token_cap
 
     def room(self, query: str) -> int:
-        """Passage tokens per window beside this query (the query is cut to its share if longer)."""
-        query_tokens = len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+        """Passage tokens per window beside this query (the query is cut to its share if longer); only
+        the query's first ``char_cap(query_share)`` characters are read, as in the pair encoder."""
+        from .encoding import cut_to_tokens
+
+        query_tokens = cut_to_tokens(self.tokenizer, query, self.query_share).tokens
         return max(1, self.window - self.specials - min(query_tokens, self.query_share))
 
     def expand(self, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], np.ndarray, int]:

@@ -387,28 +387,3 @@ def test_the_progress_bar_shows_pairs_per_second_on_a_terminal_and_nothing_in_a_
     run_batch(BatchJob(str(source), str(tmp_path / "bar.jsonl"), model=str(model), limits=SMALL), progress=True)
     err = capsys.readouterr().err
     assert "pairs/s" in err and "100%" in err
-
-
-def test_any_line_is_a_row_a_bad_row_or_blank_never_an_exception():
-    """Property-based (hypothesis, from the dev tools): arbitrary bytes and arbitrary JSON values."""
-    hypothesis = pytest.importorskip("hypothesis")
-    st = hypothesis.strategies
-    json_values = st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["id", "query", "text", "candidates", "x"]), children, max_size=5),
-        max_leaves=12,
-    )
-
-    def check(line: bytes) -> None:
-        parsed = parse_line(3, line, Limits(max_candidates=3))
-        assert parsed is None or isinstance(parsed, (Row, BadRow))
-        if isinstance(parsed, Row):
-            assert parsed.query.strip() and len(parsed.texts) == (len(parsed.record["candidates"]) if parsed.nested else 1)
-            for text in (parsed.query, *parsed.texts):
-                text.encode("utf-8")
-        elif isinstance(parsed, BadRow):
-            assert parsed.number == 3 and parsed.reason and "\n" not in parsed.to_json()
-
-    settings = hypothesis.settings(max_examples=100, deadline=None, derandomize=True, database=None)
-    settings(hypothesis.given(st.binary(max_size=200))(check))()
-    settings(hypothesis.given(json_values.map(lambda v: json.dumps(v).encode()))(check))()

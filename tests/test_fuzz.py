@@ -46,6 +46,10 @@ settings.load_profile(PROFILE)
 same_every_run = (lambda test: test) if DEEP else seed(19)  # make test is deterministic; make fuzz explores
 HUGE = 400_000 if DEEP else 60_000  # characters of the longest generated token (the runtime cuts it)
 LONG = 12_000  # ... where a test tokenizes the whole text itself, for reference
+# ... and where it pairs two whole texts: the reference's pair truncation builds every combination of the
+# two texts' overflowing parts (memory ~ tokens² / max_length: 100k-token texts took 20 GB), so a side
+# stays under about 5,000 tokens here
+PAIRED = 600
 
 # -- strategies ------------------------------------------------------------------------------------
 
@@ -67,10 +71,11 @@ def _texts(longest: int) -> st.SearchStrategy[str]:
     return st.lists(pieces, max_size=8).map("".join)
 
 
-texts, short_texts = _texts(HUGE), _texts(LONG)
+texts, short_texts, paired_texts = _texts(HUGE), _texts(LONG), _texts(PAIRED)
 surrogates = st.characters(categories=["Cs"]).map(lambda c: f"bad {c} text")
 any_text = st.one_of(texts, texts, texts, surrogates)  # mostly valid Unicode, sometimes a lone surrogate
-words = st.lists(st.sampled_from(["tool", "files", "archive", "editor", "日本", "x" * 300, "a.b", "ünï"]), min_size=1,
+WORDS = ["tool", "files", "archive", "editor", "日本", "x" * 300, "a.b", "ünï"]  # each has tokens in every model
+words = st.lists(st.sampled_from(WORDS), min_size=1,
                  max_size=40).map(" ".join)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
@@ -84,18 +89,29 @@ def one_line(message: str) -> bool:
 
 
 class CountingTokenizer:
-    """Delegates to a tokenizer and records the longest text it was given."""
+    """Delegates to a tokenizer and records the longest text it was given and the most tokens it made
+    for one text or pair (overflowing parts included: they are memory too)."""
 
     def __init__(self, inner):
-        self.inner, self.longest = inner, 0
+        self.inner, self.longest, self.made = inner, 0, 0
+
+    def _made(self, encodings):
+        self.made = max([self.made, *(len(e.ids) + sum(len(o.ids) for o in e.overflowing) for e in encodings)])
+        return encodings
 
     def encode(self, text, *args, **kwargs):
         self.longest = max(self.longest, len(text))
-        return self.inner.encode(text, *args, **kwargs)
+        return self._made([self.inner.encode(text, *args, **kwargs)])[0]
 
     def encode_batch(self, batch, *args, **kwargs):
         self.longest = max([self.longest, *(len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in batch)])
-        return self.inner.encode_batch(batch, *args, **kwargs)
+        return self._made(self.inner.encode_batch(batch, *args, **kwargs))
+
+    def post_process(self, *args, **kwargs):
+        return self._made([self.inner.post_process(*args, **kwargs)])[0]
+
+    def reset(self):
+        self.longest = self.made = 0
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -107,6 +123,16 @@ def reranker(exported):
     r = Reranker(exported("bert"), variant="fp32", threads=1)
     r.scorer.encoder.plain = CountingTokenizer(r.scorer.encoder.plain)
     r.scorer.encoder.tokenizer = CountingTokenizer(r.scorer.encoder.tokenizer)
+    return r
+
+
+@pytest.fixture(scope="module")
+def windowed(exported):
+    """The tiny BERT scoring long passages as windows (MaxP), its window tokenizer counting too."""
+    r = Reranker(exported("bert"), variant="fp32", threads=1, windows=True, window=24, stride=8, max_windows=4)
+    r.scorer.encoder.plain = CountingTokenizer(r.scorer.encoder.plain)
+    r.scorer.encoder.tokenizer = CountingTokenizer(r.scorer.encoder.tokenizer)
+    r.scorer.windower.tokenizer = CountingTokenizer(r.scorer.windower.tokenizer)
     return r
 
 
@@ -124,13 +150,25 @@ def _bound(r: Reranker) -> int:
     return 2 * char_cap(r.scorer.encoder.text_tokens)  # a cut query beside a cut passage
 
 
+def _within_budget(r: Reranker) -> None:
+    """The tokenizers saw at most a cut query beside a cut passage, and made at most a few times the
+    tokens those hold (a passage's overflowing parts each repeat the query)."""
+    counted = [r.scorer.encoder.plain, r.scorer.encoder.tokenizer]
+    assert max(t.longest for t in counted) <= _bound(r)
+    assert max(t.made for t in counted) <= 2 * _bound(r), [t.made for t in counted]
+    for t in counted:
+        t.reset()
+
+
 @same_every_run
 @given(query=any_text, passages=st.lists(any_text, max_size=6))
 @example(query="\x00\u200b", passages=["p"])  # blank queries: one rule for score, rank and predict
 @example(query="q", passages=["x" * 2_000_000, " " * 2_000_000 + "tail"])  # huge words, leading blanks
 @example(query="one two", passages=["one\x0ctwo", "a\u2028b"])
+@example(query="語" * 20_000, passages=["語" * 20_000])  # found by make fuzz: paired overflows took 2.2 GB
 def test_score_is_finite_in_order_or_one_documented_error(reranker, query, passages):
-    reranker.scorer.encoder.plain.longest = reranker.scorer.encoder.tokenizer.longest = 0
+    reranker.scorer.encoder.plain.reset()
+    reranker.scorer.encoder.tokenizer.reset()
     try:
         scores = reranker.score(query, passages)
     except InputError as exc:
@@ -138,7 +176,24 @@ def test_score_is_finite_in_order_or_one_documented_error(reranker, query, passa
         assert "is empty" in str(exc) or "not valid Unicode" in str(exc)
         return
     assert len(scores) == len(passages) and all(type(s) is float and math.isfinite(s) for s in scores)
-    assert max(reranker.scorer.encoder.plain.longest, reranker.scorer.encoder.tokenizer.longest) <= _bound(reranker)
+    _within_budget(reranker)
+
+
+@same_every_run
+@given(query=any_text, passages=st.lists(any_text, max_size=4))
+@example(query="word " * 200_000, passages=["a passage"])  # windows read the whole query: 10 MB took 20 s, 1.4 GB
+def test_windows_score_is_finite_in_order_and_reads_a_bounded_query(windowed, query, passages):
+    windower = windowed.scorer.windower
+    windower.tokenizer.reset()
+    try:
+        scores = windowed.score(query, passages)
+    except InputError as exc:
+        assert one_line(str(exc)) and ("is empty" in str(exc) or "not valid Unicode" in str(exc))
+        return
+    assert len(scores) == len(passages) and all(type(s) is float and math.isfinite(s) for s in scores)
+    room = windower.window - windower.specials
+    assert windower.tokenizer.longest <= max(char_cap(windower.query_share), (windower.max_windows * windower.stride + room) * 64)
+    _within_budget(windowed)
 
 
 @same_every_run
@@ -166,7 +221,7 @@ def test_predict_takes_pairs_or_says_which_one_is_wrong(reranker, pairs):
 
 @same_every_run
 @given(family=st.sampled_from(["bert", "xlm-roberta", "modernbert"]), max_length=st.sampled_from([8, 16, 40]),
-       query=short_texts, passage=short_texts)
+       query=paired_texts, passage=paired_texts)
 @example(family="modernbert", max_length=8, query="a" + " " * 40 + "b c d e f g h i", passage="x")
 @example(family="xlm-roberta", max_length=16, query="q", passage="日本語の文章" * 400 + " end")
 @example(  # found by make fuzz: both sides long, the odd token must go to the longer whole text
@@ -229,7 +284,8 @@ OPTIONS = st.one_of(
     st.tuples(st.sampled_from(["--top-k", "--max-length", "--threads"]),
               st.one_of(st.integers(-3, 600).map(str), st.sampled_from(["10000", "1e3", "", "x", "9" * 30]))),
     st.tuples(st.sampled_from(["--variant"]), st.sampled_from(["fp32", "avx2", "avx9000", "", "FP32"])),
-    st.tuples(st.sampled_from(["--json", "--jsonl", "--with-text", "--keep-order"])),
+    st.tuples(st.sampled_from(["--json", "--jsonl", "--with-text", "--keep-order", "--windows"])),
+    st.tuples(st.sampled_from(["--window", "--stride"]), st.one_of(st.integers(-1, 600).map(str), st.just("x"))),
     st.tuples(st.sampled_from(["--file", "--records"]), st.sampled_from(["", "-", "/nonexistent", "/"])),
     st.tuples(st.text(max_size=8)),
 )

@@ -179,22 +179,27 @@ def test_an_ordinary_passage_cut_scores_like_the_whole(bert):
 _RSS_SCRIPT = """
 import json, resource, sys
 from reranker_onnx import Reranker
-reranker = Reranker(sys.argv[1], variant="fp32", threads=1)
+reranker = Reranker(sys.argv[1], variant="fp32", threads=1, windows=sys.argv[6] == "windows")
 reranker.score("warm up", ["a short passage"])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 huge = sys.argv[2] * int(sys.argv[3])
+query = sys.argv[4] * int(sys.argv[5])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-reranker.score("query", [huge])
+reranker.score(query, [huge])
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"input_kb": len(huge) // 1024, "call_kb": after - before}))
 """
 
 
-@pytest.mark.parametrize("unit", ["x", " "])
-def test_a_20_mb_passage_costs_megabytes_not_gigabytes(exported, unit):
+@pytest.mark.parametrize(("unit", "count", "query", "repeat", "mode"), [
+    ("x", 20_000_000, "query", 1, ""), (" ", 20_000_000, "query", 1, ""),
+    ("語", 20_000, "語", 20_000, ""),  # long query and passage, no space in either: their overflows took 2.2 GB
+    ("a passage", 1, "word ", 2_000_000, "windows"),  # windows counted a 10 MB query's tokens: 1.4 GB
+])
+def test_a_20_mb_passage_costs_megabytes_not_gigabytes(exported, unit, count, query, repeat, mode):
     """The report measured 1.4 GB for a 20 MB line; the call must now add no more than a few MB."""
     result = subprocess.run(
-        [sys.executable, "-c", _RSS_SCRIPT, str(exported("bert")), unit, str(20_000_000)],
+        [sys.executable, "-c", _RSS_SCRIPT, str(exported("bert")), unit, str(count), query, str(repeat), mode],
         capture_output=True, text=True, check=True,
     )
     measured = json.loads(result.stdout)

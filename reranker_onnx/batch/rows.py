@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..jsonl import json_line
 from .plan import Limits
 
 
@@ -45,11 +46,16 @@ def _text(value: object, what: str) -> str:
 
 
 def _writable(record: dict[str, Any]) -> None:
-    """The row is written back whole as UTF-8, so no field may hold a lone surrogate ("\\ud800")."""
+    """The row is written back whole, as strict JSON in UTF-8: no field may hold a lone surrogate
+    ("\\ud800"), NaN or Infinity (Python's JSON reader and Parquet floats allow them; JSON does not)."""
     try:
-        json.dumps(record, ensure_ascii=False, default=str).encode("utf-8")
+        json_line(record, default=str).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise _Bad(f"holds invalid Unicode (a lone surrogate, character {exc.start} of the row as JSON)") from None
+    except ValueError:
+        raise _Bad("holds NaN or Infinity, which JSON cannot hold") from None
+    except RecursionError:
+        raise _Bad("nested too deeply to write back") from None
 
 
 def _kind(value: object) -> str:
@@ -72,6 +78,9 @@ def _parse(number: int, record: object, limits: Limits) -> Row:
     if not query.strip():
         raise _Bad('"query" is empty')
     has_candidates, has_text = "candidates" in record, "text" in record
+    if has_candidates and has_text and (record["text"] is None) != (record["candidates"] is None):
+        has_text = record["text"] is not None  # a null beside the other shape is absent: Parquet has every column
+        has_candidates = not has_text
     if has_candidates == has_text:
         raise _Bad('needs either "candidates" (a list of {"id", "text"}) or "text", not ' + ("both" if has_text else "neither"))
     if has_text:
@@ -110,6 +119,8 @@ def parse_line(number: int, line: bytes, limits: Limits) -> Row | BadRow | None:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         return BadRow(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except ValueError:  # json.loads refuses to convert an integer of over 4,300 digits
+        return BadRow(number, "not usable JSON (a number of over 4,300 digits)")
     except RecursionError:
         return BadRow(number, "JSON nested too deeply")
     return parse_record(number, record, limits)

@@ -114,19 +114,27 @@ def _per_row(group) -> int:
 
 
 def _parquet_rows(path: Path, shard: Shard, limits: Limits) -> Iterator[Row | BadRow]:
+    """The shard's rows, read one row group at a time; the unread rows of a group that cannot be
+    decoded (a damaged page) are bad rows, so one damaged group does not stop the job."""
     file = _parquet_file(path)
     meta = file.metadata
-    first = shard.first_row - 1  # 0-based
-    groups, offset, group_start = [], 0, None
+    number = 1  # of the group's first row
     for g in range(meta.num_row_groups):
-        n = meta.row_group(g).num_rows
-        if offset + n > first and offset < first + shard.rows:
-            groups.append(g)
-            group_start = offset if group_start is None else group_start
-        offset += n
-    number = (group_start or 0) + 1
-    for batch in file.iter_batches(batch_size=1024, row_groups=groups):
-        for record in batch.to_pylist():
-            if shard.first_row <= number <= shard.last_row:
-                yield parse_record(number, record, limits)
-            number += 1
+        size = meta.row_group(g).num_rows
+        if number + size > shard.first_row and number <= shard.last_row:
+            at = number
+            try:
+                for batch in file.iter_batches(batch_size=1024, row_groups=[g]):
+                    for record in batch.to_pylist():
+                        if at == number + size:
+                            raise ValueError(f"more rows than the {size} its metadata says")
+                        if shard.first_row <= at <= shard.last_row:
+                            yield parse_record(at, record, limits)
+                        at += 1
+                if at < number + size:
+                    raise ValueError(f"fewer rows than the {size} its metadata says")
+            except Exception as exc:  # pyarrow's OSError, ArrowInvalid, ...: the group's pages are damaged
+                reason = f"row group {g} cannot be read as Parquet ({' '.join(str(exc).split())[:200]})"
+                for n in range(max(at, shard.first_row), min(number + size, shard.last_row + 1)):
+                    yield BadRow(n, reason)
+        number += size

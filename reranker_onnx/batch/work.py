@@ -7,12 +7,12 @@ give the same scores, bit for bit, whatever the variant.
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 from dataclasses import dataclass
 
-from reranker_onnx import Reranker
+from reranker_onnx import InputError, Reranker
+from reranker_onnx.jsonl import json_line
 
 from .plan import Limits, Shard
 from .rows import BadRow, Row, scored
@@ -32,14 +32,17 @@ class ShardResult:
 def score_shard(reranker: Reranker, source: Source, shard: Shard, limits: Limits, top_k: int | None) -> ShardResult:
     good: list[Row] = []
     bad: list[BadRow] = []
+    refused: dict[str, str | None] = {}
     for parsed in source.read(shard, limits):
+        if isinstance(parsed, Row) and _refused(reranker, parsed.query, refused):
+            parsed = BadRow(parsed.number, f'"query" {refused[parsed.query]}')
         (good if isinstance(parsed, Row) else bad).append(parsed)
     pairs = [(row.query, text) for row in good for text in row.texts]
     scores = reranker.predict(pairs) if pairs else []
     lines, at = [], 0
     for row in good:
         n = len(row.texts)
-        lines.append(json.dumps(scored(row, scores[at : at + n], top_k), ensure_ascii=False, default=str) + "\n")
+        lines.append(json_line(scored(row, scores[at : at + n], top_k), default=str) + "\n")
         at += n
     return ShardResult(
         index=shard.index,
@@ -49,6 +52,18 @@ def score_shard(reranker: Reranker, source: Source, shard: Shard, limits: Limits
         bad=len(bad),
         pairs=len(pairs),
     )
+
+
+def _refused(reranker: Reranker, query: str, seen: dict[str, str | None]) -> str | None:
+    """Why the runtime refuses ``query`` (nothing visible, or no tokens for this model), or None: such
+    a row is a bad row, not an error that stops the shard (``score(query, [])`` checks, scoring nothing)."""
+    if query not in seen:
+        try:
+            reranker.score(query, [])
+            seen[query] = None
+        except InputError:
+            seen[query] = "is empty for this model (nothing visible, or no tokens)"
+    return seen[query]
 
 
 def peak_rss() -> int:
