@@ -6,8 +6,8 @@ longer than its share (half of what the template leaves), that removes passage t
 query is cut too, to its share, as the reference does, and we warn, since the ranking then sees only
 part of the question. Using the same Rust truncation keeps the ids identical, not merely similar.
 
-Texts are cut before tokenizing (``cut_to_tokens``), where the cut provably keeps every token the
-pair can hold, so neither a 10,000-word query nor a 20 MB passage costs more than a long pair does;
+Texts are cut before tokenizing (``cutting.cut_to_tokens``), where the cut provably keeps every token
+the pair can hold, so neither a 10,000-word query nor a 20 MB passage costs more than a long pair does;
 ``tests/test_fuzz.py`` checks the ids against the uncut texts' on every family's tokenizer.
 """
 
@@ -20,63 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from .cutting import Cut, char_cap, cut_to_tokens, longer
+
 log = logging.getLogger(__name__)
-
-# Memory is bounded by the token budget, whatever the input: no text longer than this many characters
-# per token the model can keep is ever given to the tokenizer (real text has 2-6; the tokenizer's
-# memory is about 60 bytes per character). See ``cut_to_tokens`` for why the cut is exact.
-CHARS_PER_TOKEN_CAP = 64
-SPACE = " "  # every family's pre-tokenizer splits here (whitespace, Metaspace, byte-level)
-
-
-def char_cap(max_tokens: int) -> int:
-    """The most characters of one text that are tokenized when at most ``max_tokens`` can be kept."""
-    return max_tokens * CHARS_PER_TOKEN_CAP
-
-
-@dataclass(frozen=True)
-class Cut:
-    text: str  # a prefix of the input
-    tokens: int  # tokens (no special tokens) of the whole input, or of its first char_cap characters if longer
-    exact: bool  # ``text`` tokenizes to the input's first ``max_tokens`` tokens (or to all of them)
-
-
-def cut_to_tokens(tokenizer: Tokenizer, text: str, max_tokens: int) -> Cut:
-    """A short prefix of ``text`` whose tokens begin with the whole text's first ``max_tokens``.
-
-    ``tokenizer`` must not truncate. Tokenizers normalize and pre-tokenize locally, and every family
-    ends a word where a space follows a non-blank character; so the tokens of a prefix cut there are
-    the first tokens of the whole text, and cutting after the ``max_tokens``-th token changes no score
-    (the cut is also checked against the tokens it must keep). Only the first :func:`char_cap`
-    characters are ever tokenized; when they hold fewer than ``max_tokens`` tokens (one enormous
-    word, megabytes of blanks) the cut is not ``exact``: the model sees only them, and callers warn.
-    """
-    cap = char_cap(max_tokens)
-    whole = len(text) <= cap
-    if whole:
-        head = text
-    else:
-        k = _word_end(text, 0, cap + 1, last=True)
-        head = text[: k if k > 0 else cap]
-    exact_head = whole or _word_end(text, len(head), len(head) + 1, last=False) == len(head)
-    encoding = tokenizer.encode(head, add_special_tokens=False)  # at most 64 × max_tokens characters
-    n = len(encoding.ids)
-    if n <= max_tokens:
-        return Cut(head, n, exact=whole)
-    k = _word_end(head, encoding.offsets[max_tokens - 1][1], len(head), last=False)
-    if k > 0:
-        short = head[:k]
-        if tokenizer.encode(short, add_special_tokens=False).ids[:max_tokens] == encoding.ids[:max_tokens]:
-            return Cut(short, n, exact=exact_head)
-    return Cut(head, n, exact=exact_head)
-
-
-def _word_end(text: str, start: int, stop: int, *, last: bool) -> int:
-    """The first (or ``last``) index k in [start, stop) where a space follows a non-blank; -1 if none."""
-    k = text.rfind(SPACE, start, stop) if last else text.find(SPACE, start, stop)
-    while k >= 0 and (k == 0 or text[k - 1].isspace()):
-        k = text.rfind(SPACE, start, k) if last else text.find(SPACE, k + 1, stop)
-    return k
 
 
 @dataclass(frozen=True)
@@ -165,9 +111,25 @@ class PairEncoder:
             passages = self.plain.encode_batch([fitted[i][0] for i in rows], add_special_tokens=False)
             for i, passage in zip(rows, passages):
                 query = pairs[i][0]
-                keep_q, keep_p = longest_first(cuts[query].tokens, max(len(passage.ids), fitted[i][1]), self.text_tokens)
+                n_q, n_p = self._whole_counts(query, pairs[i][1], cuts[query].tokens, max(len(passage.ids), fitted[i][1]))
+                keep_q, keep_p = longest_first(n_q, n_p, self.text_tokens)
                 ids[i], type_ids[i] = self.template.pair(queries[query][:keep_q], passage.ids[:keep_p])
         return EncodedPairs(ids=ids, type_ids=type_ids)
+
+
+    def _whole_counts(self, query: str, passage: str, n_q: int, n_p: int) -> tuple[int, int]:
+        """Token counts that order the pair's texts as their whole counts do, where it matters: both
+        are cut to half the room and the room is odd, so the longer whole text keeps the odd token.
+        A text longer than :func:`char_cap` characters was counted on those only; then both are
+        counted in step, a bounded chunk at a time, until the shorter ends (make fuzz found the odd
+        token on the wrong side when both texts ran past the limit)."""
+        cap = char_cap(self.text_tokens)
+        if not self.text_tokens % 2 or 2 * min(n_q, n_p) <= self.text_tokens or max(len(query), len(passage)) <= cap:
+            return n_q, n_p
+        order = longer(self.plain, query, passage, cap)
+        if order is None:  # a word longer than the chunk: the counts read so far decide
+            return n_q, n_p
+        return (max(n_q, n_p + 1), n_p) if order > 0 else (n_q, max(n_p, n_q))
 
 
 LONG_QUERY_ROWS = 32  # passages tokenized at once beside a long query, whole: bounds their memory

@@ -19,7 +19,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from . import cpu, memory
-from .encoding import CHARS_PER_TOKEN_CAP
+from .cutting import CHARS_PER_TOKEN_CAP
 from .errors import InputError, ManifestError, RerankerError
 from .inputs import is_blank
 from .manifest import Manifest, VerifiedFiles, load_verified, read_manifest

@@ -19,7 +19,8 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .batching import PAD_SLACK, Batch, make_batches
-from .encoding import CHARS_PER_TOKEN_CAP, EncodedPairs, PairEncoder
+from .cutting import CHARS_PER_TOKEN_CAP
+from .encoding import EncodedPairs, PairEncoder
 from .errors import InputError, ManifestError
 from .threads import default_threads
 from .windows import Windower, max_per_owner

@@ -68,7 +68,7 @@ class Windower:
     def room(self, query: str) -> int:
         """Passage tokens per window beside this query (the query is cut to its share if longer); only
         the query's first ``char_cap(query_share)`` characters are read, as in the pair encoder."""
-        from .encoding import cut_to_tokens
+        from .cutting import cut_to_tokens
 
         query_tokens = cut_to_tokens(self.tokenizer, query, self.query_share).tokens
         return max(1, self.window - self.specials - min(query_tokens, self.query_share))

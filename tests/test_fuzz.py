@@ -29,7 +29,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
 
 from reranker_onnx import InputError, ManifestError, Reranker, RerankerError
 from reranker_onnx.cli import main
-from reranker_onnx.encoding import PairEncoder, char_cap, cut_to_tokens
+from reranker_onnx.cutting import char_cap, cut_to_tokens
+from reranker_onnx.encoding import PairEncoder
 from reranker_onnx.manifest import read_manifest
 from reranker_onnx.registry import load_lock
 
@@ -47,9 +48,9 @@ same_every_run = (lambda test: test) if DEEP else seed(19)  # make test is deter
 HUGE = 400_000 if DEEP else 60_000  # characters of the longest generated token (the runtime cuts it)
 LONG = 12_000  # ... where a test tokenizes the whole text itself, for reference
 # ... and where it pairs two whole texts: the reference's pair truncation builds every combination of the
-# two texts' overflowing parts (memory ~ tokens² / max_length: 100k-token texts took 20 GB), so a side
-# stays under about 5,000 tokens here
-PAIRED = 600
+# two texts' overflowing parts (memory ~ n_query × n_passage / kept tokens: 100k-token texts took 20 GB;
+# 5,000 tokens a side at max_length 8, 4 GB), so a side stays under about 1,000 tokens here
+PAIRED = 100
 
 # -- strategies ------------------------------------------------------------------------------------
 
@@ -229,6 +230,8 @@ def test_predict_takes_pairs_or_says_which_one_is_wrong(reranker, pairs):
     query="".join(["ab " * 39, "\U000f648dgwÉ3É", "\U0004991e\x9f", "ab " * 39, "avx512_vnni", "\x1b]0;title\x07", "\x1d", "é" * 266]),
     passage="".join(["ab " * 39, "\U000f648dgwÉ3É", "\U0004991e\x9f", " " * 3006, "avx512_vnni", "\x1b]0;title\x07", "\x1d", "é" * 266]),
 )
+@example(  # found by make fuzz: both texts past the read limit, the odd token went to the longer read part
+    family="bert", max_length=16, query="q " * 500, passage="ab " * 1000)
 def test_cutting_before_pairing_gives_the_full_texts_token_ids(tokenizers, family, max_length, query, passage):
     """The cuts are exact: pairing the cut texts gives the ids the reference's truncation gives."""
     from tokenizers import Tokenizer
@@ -255,6 +258,35 @@ def test_an_exact_cut_keeps_the_first_tokens_and_reads_a_bounded_prefix(tokenize
         full = tokenizer.encode(text, add_special_tokens=False).ids[:max_tokens]
         assert tokenizer.encode(cut.text, add_special_tokens=False).ids[:max_tokens] == full
 
+
+
+# Units of text without spaces: CJK and kana runs, Latin letters (one huge token), punctuation, emoji,
+# characters NFKC composes (half-width kana with its voicing mark, e + combining acute).
+NO_SPACE = ["語", "日本語の文章", "あ", "テスト", "ｶﾞ", "x", "ab", "e\u0301", "。", "a.b", "１２３", "🤖"]
+no_space = st.lists(st.builds(lambda unit, n: unit * n, st.sampled_from(NO_SPACE), st.integers(1, LONG // 6)),
+                    min_size=1, max_size=4).map("".join)
+
+
+@same_every_run
+@given(family=st.sampled_from(["bert", "xlm-roberta", "modernbert"]), text=no_space, max_tokens=st.integers(1, 60))
+@example(family="xlm-roberta", text="語" * 12_000, max_tokens=40)  # a CJK run is one SentencePiece word
+@example(family="bert", text="日本語の文章" * 2_000, max_tokens=60)  # ... and many BERT words
+@example(family="modernbert", text="x" * 12_000, max_tokens=8)  # one huge token
+@example(family="bert", text="ab" * 6_000, max_tokens=1)  # one unknown WordPiece word
+def test_a_text_without_spaces_is_cut_exactly(tokenizers, family, text, max_tokens):
+    """The known doubt of the cheap cut: no space after the kept tokens. Whenever the characters read
+    hold more tokens than are kept, the cut is exact (the same first ids as the whole text), but for a
+    WordPiece word that the read limit cuts before its 100th character (it may be one unknown token);
+    when they hold no more (one word longer than the read limit), exact or not, it says which."""
+    tokenizer = tokenizers[family]
+    tokenizer.no_truncation()
+    cut = cut_to_tokens(tokenizer, text, max_tokens)
+    assert text.startswith(cut.text) and len(cut.text) <= char_cap(max_tokens)
+    full = tokenizer.encode(text, add_special_tokens=False).ids[:max_tokens]
+    if cut.exact:
+        assert tokenizer.encode(cut.text, add_special_tokens=False).ids[:max_tokens] == full
+    straddled = family == "bert" and len(cut.text) == char_cap(max_tokens)
+    assert cut.exact or cut.tokens <= max_tokens or straddled, (cut.tokens, len(cut.text))
 
 # -- the CLI ---------------------------------------------------------------------------------------
 

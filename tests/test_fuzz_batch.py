@@ -275,6 +275,7 @@ def test_every_parquet_row_is_scored_once_in_order_or_reported(model, reranker, 
 @given(rows=st.lists(good_row.filter(lambda r: "text" in r), min_size=1, max_size=6), at=st.floats(0, 1),
        xor=st.integers(1, 255))
 @example(rows=[{"query": "tool", "text": "t"}] * 3, at=0.3, xor=255)  # found by the harness: a damaged page was a traceback
+@example(rows=[{"query": "tool", "text": "t"}] * 3, at=0.96, xor=255)  # found by make fuzz: a damaged footer's error was two lines
 def test_a_damaged_parquet_file_is_read_or_refused_in_one_line(model, tmp_path_factory, rows, at, xor):
     tmp_path = tmp_path_factory.mktemp("job")
     source = tmp_path / "in.parquet"

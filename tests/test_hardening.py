@@ -19,7 +19,7 @@ import pytest
 
 from reranker_onnx import InputError, ManifestError, Reranker
 from reranker_onnx.cli import main
-from reranker_onnx.encoding import char_cap
+from reranker_onnx.cutting import char_cap
 from reranker_onnx.inputs import gather, split_lines
 from reranker_onnx.manifest import file_entry, read_manifest
 from reranker_onnx.store import staged, sweep_leftovers

@@ -17,7 +17,7 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 from fastapi.testclient import TestClient  # noqa: E402
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
@@ -41,26 +41,35 @@ def test_no_server_error_and_answers_match_the_schema(case):
 # -- hostile bodies ---------------------------------------------------------------------------------
 
 LIMITS = Limits(max_documents=8, max_query_chars=3000, max_body_bytes=200_000, timeout_s=120)
-text = st.one_of(short_texts, st.sampled_from(SPECIAL), surrogates)
-anything = st.one_of(json_values, text)
-document = st.one_of(text, st.fixed_dictionaries({"text": text}, optional={"title": anything}), json_values)
+text = st.one_of(short_texts, st.sampled_from(SPECIAL))  # any valid Unicode, controls and huge tokens included
+anything = st.one_of(json_values, text, surrogates)
+# Well-typed bodies whose texts are hostile (most are scored), and bodies with any value anywhere.
 cohere = st.fixed_dictionaries(
-    {"query": st.one_of(words, anything), "documents": st.one_of(st.lists(document, max_size=10), json_values)},
-    optional={"top_n": st.one_of(st.integers(-1, 12), anything), "return_documents": st.one_of(st.booleans(), anything),
-              "model": st.one_of(st.just("tiny-bert"), anything), "rank_fields": anything, "max_tokens_per_doc": anything},
+    {"query": st.one_of(words, text), "documents": st.lists(st.one_of(text, st.fixed_dictionaries(
+        {"text": text}, optional={"title": anything})), min_size=1, max_size=8)},
+    optional={"top_n": st.integers(1, 10), "return_documents": st.booleans(), "model": st.just("tiny-bert"),
+              "rank_fields": st.lists(st.text(max_size=5), max_size=2), "max_tokens_per_doc": st.integers(1, 600)},
 )
 tei = st.fixed_dictionaries(
-    {"query": st.one_of(words, anything), "texts": st.one_of(st.lists(text, max_size=10), json_values)},
-    optional={"raw_scores": st.one_of(st.booleans(), anything), "return_text": st.one_of(st.booleans(), anything),
-              "truncate": anything, "truncation_direction": st.one_of(st.sampled_from(["Right", "right", "Left"]), anything)},
+    {"query": st.one_of(words, text), "texts": st.lists(text, min_size=1, max_size=8)},
+    optional={"raw_scores": st.booleans(), "return_text": st.booleans(), "truncate": st.booleans(),
+              "truncation_direction": st.sampled_from(["Right", "right"])},
 )
+hostile = st.fixed_dictionaries({}, optional={
+    "query": anything, "documents": st.one_of(st.lists(st.one_of(anything, st.fixed_dictionaries({"text": anything})), max_size=10), anything),
+    "texts": st.one_of(st.lists(anything, max_size=10), anything), "top_n": st.one_of(st.integers(-1, 12), anything),
+    "return_documents": anything, "model": anything, "raw_scores": anything, "truncation_direction": anything,
+})
 RAW = [b"", b"{broken", b"\xff\xfe{}", b"null", b"NaN", b"[" * 100_000, b'{"query": "q", "documents": ["a"], "top_n": NaN}',
        b'{"query": "q", "documents": ["a"], "top_n": ' + b"9" * 5000 + b"}", b'{"query": "q", "texts": ["a"], "raw_scores": 1e999}',
        b'\xef\xbb\xbf{"query": "q", "documents": ["a"]}', b'{"query": "q", "documents": ["a"], "query": 1}']
-body = st.one_of(
-    st.tuples(st.one_of(cohere, tei, json_values), st.booleans()).map(lambda b: json.dumps(b[0], ensure_ascii=b[1]).encode("utf-8", "surrogatepass")),
-    st.sampled_from(RAW),
-)
+COHERE, TEI = ["/v1/rerank", "/v2/rerank"], ["/rerank"]
+requests = st.one_of(
+    st.tuples(st.sampled_from(COHERE), cohere), st.tuples(st.sampled_from(TEI), tei),
+    st.tuples(st.sampled_from(COHERE + TEI), st.one_of(hostile, cohere, tei, json_values)),
+).flatmap(lambda r: st.tuples(st.just(r[0]), st.booleans().map(
+    lambda ascii: json.dumps(r[1], ensure_ascii=ascii).encode("utf-8", "surrogatepass"))))
+requests = st.one_of(requests, st.tuples(st.sampled_from(COHERE + TEI), st.sampled_from(RAW)))
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +87,21 @@ def _expected(reranker: Reranker, request: dict, texts: list[str], raw: bool) ->
 
 
 @same_every_run
-@given(route=st.sampled_from(["/v1/rerank", "/v2/rerank", "/rerank"]), content=body,
-       content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", None]))
-@example(route="/v1/rerank", content=b'{"query": "q", "documents": ["a"], "top_n": ' + b"9" * 5000 + b"}",
+@given(sent=requests, content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", None]))
+@example(sent=("/v1/rerank", b'{"query": "q", "documents": ["a"], "top_n": ' + b"9" * 5000 + b"}"),
          content_type="application/json")
-def test_any_body_is_ranked_exactly_or_refused_in_one_line(served, route, content, content_type):
+def test_any_body_is_ranked_exactly_or_refused_in_one_line(served, sent, content_type):
     client, reranker = served
+    route, content = sent
     headers = {"content-type": content_type} if content_type else {}
     response = client.post(route, content=content, headers=headers)
+    event(f"status {response.status_code}")  # --hypothesis-show-statistics: how many bodies were scored
     assert response.status_code in (200, 400, 404, 413, 415, 422), (response.status_code, response.text[:300])
     if response.status_code != 200:
         error = response.json()
         assert one_line(error["message"]) and error["error"] == error["message"], error
         return
-    request = json.loads(content)
+    request = json.loads(content)  # it was accepted: a JSON object
     tei_route = route == "/rerank"
     texts = request["texts"] if tei_route else [d if isinstance(d, str) else d["text"] for d in request["documents"]]
     answer = response.json() if tei_route else response.json()["results"]

@@ -98,7 +98,12 @@ def _parquet_file(path: Path):
     try:
         return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...: all mean "not a Parquet file"
-        raise InputError(f"{path}: cannot read it as Parquet ({exc})") from None
+        raise InputError(f"{path}: cannot read it as Parquet ({_one_line(exc)})") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """pyarrow's message on one line (its thrift errors end in a newline), at most 200 characters."""
+    return " ".join(str(exc).split())[:200]
 
 
 def _parquet_sizes(path: Path) -> Iterator[int]:
@@ -134,7 +139,7 @@ def _parquet_rows(path: Path, shard: Shard, limits: Limits) -> Iterator[Row | Ba
                 if at < number + size:
                     raise ValueError(f"fewer rows than the {size} its metadata says")
             except Exception as exc:  # pyarrow's OSError, ArrowInvalid, ...: the group's pages are damaged
-                reason = f"row group {g} cannot be read as Parquet ({' '.join(str(exc).split())[:200]})"
+                reason = f"row group {g} cannot be read as Parquet ({_one_line(exc)})"
                 for n in range(max(at, shard.first_row), min(number + size, shard.last_row + 1)):
                     yield BadRow(n, reason)
         number += size
